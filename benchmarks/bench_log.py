@@ -1,0 +1,179 @@
+"""The cost of the logging hot path, beside a raw floor measured in the same run.
+
+Measures, on this machine, in one process (medians over repeats):
+
+- ``run.log`` of a 3-metric dict, per call, over N calls: median, p99, max, and
+  the number of calls over 5 ms; beside the floor: orjson-encoding the same
+  records and appending them to a buffered file;
+- the same with a slow file system (every flush sleeps), to show that the
+  training loop never waits for the disk;
+- ``import runjournal`` in a fresh interpreter (``-X importtime``), and whether
+  the write path imported pydantic or pandas;
+- ``start()`` + ``end()`` of an empty run.
+
+Usage: python benchmarks/bench_log.py [--calls N] [--repeats R] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+import runjournal
+from runjournal import _writer
+
+STALL_NS = 5_000_000
+SLOW_FLUSH_SECONDS = 0.2
+
+
+def per_call_ns(log: Callable[[int], None], calls: int) -> list[int]:
+    """Time every call separately (perf_counter_ns costs the same on both sides)."""
+    timer = time.perf_counter_ns
+    times = [0] * calls
+    for i in range(calls):
+        begin = timer()
+        log(i)
+        times[i] = timer() - begin
+    return times
+
+
+def metrics_for(i: int) -> dict[str, float]:
+    return {"loss": 1.0 / (i + 1), "accuracy": i * 1e-6, "lr": 0.001}
+
+
+def floor_times(directory: Path, calls: int) -> list[int]:
+    """orjson-encode the same records and append them to a buffered file."""
+    option = orjson.OPT_APPEND_NEWLINE
+    with (directory / "floor.jsonl").open("ab", buffering=1 << 20) as file:
+        write, dumps, now = file.write, orjson.dumps, time.time
+
+        def log(i: int) -> None:
+            write(dumps({"step": i, "time": now(), "seg": 0, "m": metrics_for(i)}, option=option))
+
+        return per_call_ns(log, calls)
+
+
+def runjournal_times(directory: Path, calls: int) -> list[int]:
+    run = runjournal.start(store=directory / "store", strict=False)
+
+    def log(i: int) -> None:
+        run.log(metrics_for(i))
+
+    times = per_call_ns(log, calls)
+    run.end()
+    return times
+
+
+def slow_flush_times(directory: Path, calls: int) -> list[int]:
+    """As :func:`runjournal_times`, with every write of the flusher sleeping first."""
+    original = _writer.AppendFile._write_all
+
+    def slow(self: _writer.AppendFile, chunk: bytes | bytearray) -> None:
+        time.sleep(SLOW_FLUSH_SECONDS)
+        original(self, chunk)
+
+    _writer.AppendFile._write_all = slow  # type: ignore[method-assign]
+    try:
+        run = runjournal.start(store=directory / "slow", strict=False, flush_interval=0.05)
+
+        def log(i: int) -> None:
+            run.log(metrics_for(i))
+
+        times = per_call_ns(log, calls)
+        run.end()
+    finally:
+        _writer.AppendFile._write_all = original  # type: ignore[method-assign]
+    return times
+
+
+def summary(times: list[int]) -> dict[str, float]:
+    ordered = sorted(times)
+    return {
+        "median_us": ordered[len(ordered) // 2] / 1000,
+        "p99_us": ordered[int(len(ordered) * 0.99)] / 1000,
+        "max_ms": ordered[-1] / 1e6,
+        "over_5ms": sum(1 for t in ordered if t > STALL_NS),
+    }
+
+
+def import_ms(repeats: int) -> tuple[float, bool]:
+    """Median cumulative import time of runjournal, and whether heavy modules came along."""
+    code = "import runjournal, sys; print(any(m in sys.modules for m in ('pydantic', 'pandas')))"
+    samples, heavy = [], False
+    for _ in range(repeats):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        heavy = heavy or done.stdout.strip() == "True"
+        line = next(x for x in reversed(done.stderr.splitlines()) if x.endswith("| runjournal"))
+        samples.append(int(line.split("|")[1]) / 1000)
+    return statistics.median(samples), heavy
+
+
+def start_end_ms(directory: Path, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        runjournal.start(store=directory / "empty", strict=False).end()
+        samples.append((time.perf_counter() - begin) * 1000)
+    return statistics.median(samples)
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    floor_runs, log_runs, slow_runs = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        for _ in range(args.repeats):  # interleaved, so noise hits both sides alike
+            floor_runs.append(summary(floor_times(directory, args.calls)))
+            log_runs.append(summary(runjournal_times(directory, args.calls)))
+        for _ in range(max(1, args.repeats // 2)):
+            slow_runs.append(summary(slow_flush_times(directory, args.calls)))
+        startup = start_end_ms(directory, 20)
+    floor, log, slow = median_of(floor_runs), median_of(log_runs), median_of(slow_runs)
+    imported_ms, heavy = import_ms(args.repeats)
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        "calls": args.calls,
+        "repeats": args.repeats,
+        "floor": floor,
+        "run.log": log,
+        "run.log, slow flush": slow,
+        "ratio_median_to_floor": log["median_us"] / floor["median_us"],
+        "import_ms": imported_ms,
+        "import_pulls_pydantic_or_pandas": heavy,
+        "start_end_ms": startup,
+    }
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The name of every environment variable runjournal reads, in one place."""
+
+from __future__ import annotations
+
+import os
+
+STORE = "RUNJOURNAL_STORE"
+"""Path of the store, overriding the search for ``.runjournal``."""
+
+EXPERIMENT = "RUNJOURNAL_EXPERIMENT"
+"""Default experiment name for ``start()``."""
+
+RUN_ID = "RUNJOURNAL_RUN_ID"
+"""Run id for ``start()``; with it, a requeued job can resume its run."""
+
+MODE = "RUNJOURNAL_MODE"
+"""``online`` (default) or ``disabled`` (every call works and writes nothing)."""
+
+STRICT = "RUNJOURNAL_STRICT"
+"""``1`` makes logging problems raise at once instead of warning."""
+
+FLUSH_INTERVAL = "RUNJOURNAL_FLUSH_INTERVAL"
+"""Seconds between background flushes (default 1)."""
+
+HEARTBEAT_INTERVAL = "RUNJOURNAL_HEARTBEAT_INTERVAL"
+"""Seconds between heartbeat events of a live run (default 60)."""
+
+SCHEDULER_JOB_IDS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
+"""Job ids of batch schedulers, recorded so a stale run can be checked by hand."""
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def flag(name: str) -> bool:
+    """Whether the variable ``name`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def text(name: str) -> str | None:
+    """The variable's value, or None when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def scheduler_job_id() -> str | None:
+    """The batch scheduler's job id of this process, if it runs under one."""
+    for name in SCHEDULER_JOB_IDS:
+        if value := text(name):
+            return value
+    return None

@@ -1,0 +1,316 @@
+"""The buffered, append-only writer of one run's files, and its flusher thread.
+
+The hot path (``Run.log``) appends each encoded line to the bytearray
+:attr:`RunWriter.metric_buffer`; nothing else happens per call, and no lock is
+taken: ``+=`` on a bytearray is atomic under the GIL, and the flusher takes
+lines with a slice and a ``del`` of the same prefix, each atomic too, so a line
+appended in between stays for the next flush. (A bytearray, not a list of
+``bytes``: keeping 100k small objects alive costs far more than copying them.) A daemon thread
+writes the buffer every ``flush_interval`` seconds, or sooner once it holds
+``flush_bytes``. Rare events (params, tags, notes, lifecycle) are written at
+once with :meth:`RunWriter.write_now`.
+
+A write the file system refuses (disk full, file too large, a deleted or
+read-only directory) never raises into the training loop: the bytes stay in
+memory, up to ``max_unwritten`` bytes per file, and are retried first at the
+next flush, so lines land in order once space is back. Past the cap new lines
+are dropped and counted. The owner learns of both through ``on_problem``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AppendFile", "RunWriter", "WriteProblem"]
+
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_MAX_UNWRITTEN = 64 * 1024 * 1024
+_JOIN_TIMEOUT = 5.0
+_DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@dataclass(frozen=True)
+class WriteProblem:
+    """A write that did not happen, as reported to the writer's owner.
+
+    Attributes:
+        file: The file name within the run directory.
+        error: What the file system said, or None when lines were dropped because
+            the buffer of unwritten lines was full.
+        dropped_lines: How many lines were given up for good (0 if all are kept).
+    """
+
+    file: str
+    error: OSError | None
+    dropped_lines: int = 0
+
+
+class AppendFile:
+    """One append-only file of a run and the bytes that could not be written yet.
+
+    Not thread-safe: :class:`RunWriter` serialises all writes.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool, max_unwritten: int = _MAX_UNWRITTEN) -> None:
+        self.path = path
+        self._fsync = fsync
+        self._max_unwritten = max_unwritten
+        self._fd: int | None = None
+        self._unwritten = bytearray()
+        self._written = 0
+
+    @property
+    def unwritten_bytes(self) -> int:
+        """Bytes held in memory because earlier writes failed."""
+        return len(self._unwritten)
+
+    def write(self, chunk: bytes | bytearray) -> WriteProblem | None:
+        """Append ``chunk`` (whole lines) after any bytes still unwritten.
+
+        Returns:
+            None on success; otherwise what went wrong. Unwritten bytes are
+            kept for the next call unless the memory cap forced a drop.
+        """
+        dropped = 0
+        if self._unwritten:
+            if len(self._unwritten) + len(chunk) > self._max_unwritten:
+                dropped = chunk.count(b"\n")
+            else:
+                self._unwritten += chunk
+            chunk = self._unwritten
+        try:
+            self._write_all(chunk)
+        except OSError as error:
+            return WriteProblem(self.path.name, error, dropped)
+        finally:
+            self._keep_unwritten(chunk)
+        return WriteProblem(self.path.name, None, dropped) if dropped else None
+
+    def _write_all(self, chunk: bytes | bytearray) -> None:
+        """Write all of ``chunk``; on failure, what was written is not written again."""
+        self._written = 0
+        if not chunk:
+            return
+        fd = self._usable_fd()
+        with memoryview(chunk) as view:
+            while self._written < len(view):
+                self._written += os.write(fd, view[self._written :])
+        if self._fsync:
+            os.fsync(fd)
+
+    def _keep_unwritten(self, chunk: bytes | bytearray) -> None:
+        """After a write: keep the part of ``chunk`` that did not reach the file."""
+        if chunk is self._unwritten:
+            del self._unwritten[: self._written]
+        else:
+            self._unwritten += memoryview(chunk)[self._written :]
+
+    def _usable_fd(self) -> int:
+        """The open descriptor, reopened if the file was deleted under us."""
+        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+            # Writing on would put lines into an unlinked inode nobody can read.
+            self.close()
+        if self._fd is None:
+            self._fd = self._open()
+        return self._fd
+
+    def _open(self) -> int:
+        fd = os.open(self.path, _OPEN_FLAGS, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A crash tore the last line: keep it a line of its own.
+                self._unwritten[:0] = b"\n"
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def close(self) -> None:
+        """Close the descriptor; unwritten bytes stay for a later write."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            # Nothing more can be lost by a failed close of an append-only file.
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def discard(self) -> None:
+        """Forget the descriptor and the unwritten bytes (a forked child's copy)."""
+        self._fd = None
+        self._unwritten.clear()
+
+
+class RunWriter:
+    """Buffers and writes the files of one run, with a background flusher thread.
+
+    Args:
+        run_dir: The run directory; files are created in it on first write.
+        file_names: The files this writer appends to; the first is the metrics file.
+        flush_interval: Seconds between background flushes.
+        flush_bytes: Buffered bytes that wake the flusher early.
+        fsync: Whether every flush ends with ``fsync``.
+        on_problem: Called (from whichever thread flushes) for every failed write.
+        on_tick: Called by the flusher thread after each background flush
+            (heartbeats, error counts).
+        max_buffered: Buffered metric bytes beyond which new lines are dropped
+            and counted, when the file system cannot keep up.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        file_names: tuple[str, ...],
+        *,
+        flush_interval: float,
+        flush_bytes: int = 1 << 20,
+        fsync: bool = False,
+        on_problem: Callable[[WriteProblem], None],
+        on_tick: Callable[[], None],
+        max_buffered: int = _MAX_UNWRITTEN,
+    ) -> None:
+        self.lock = threading.RLock()  # re-entrant: a signal handler may end the run mid-call
+        self.metric_buffer = bytearray()
+        self.wake_bytes = flush_bytes
+        self._flush_bytes = flush_bytes
+        self.max_buffered = max_buffered
+        self.dropped_lines = 0
+        self._metrics_file = file_names[0]
+        self._files = {name: AppendFile(run_dir / name, fsync=fsync) for name in file_names}
+        self._event_lines: dict[str, list[bytes]] = {name: [] for name in file_names}
+        self._io_lock = threading.RLock()
+        self._interval = flush_interval
+        self._on_problem = on_problem
+        self._on_tick = on_tick
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._owner_pid = os.getpid()
+
+    def start(self) -> None:
+        """Start the background flusher (a daemon thread)."""
+        self._thread = threading.Thread(target=self._flush_loop, name="runjournal-flusher")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def buffer_full(self, last_line_length: int) -> None:
+        """Called by the hot path once the buffer holds ``wake_bytes``.
+
+        Wakes the flusher, and past ``max_buffered`` drops the line just added,
+        counting it, so memory stays bounded when the disk cannot keep up.
+        """
+        if self.wake_bytes < self.max_buffered:
+            self.wake_bytes = self.max_buffered  # one wake-up per flush is enough
+            self._wake.set()
+        buffer = self.metric_buffer
+        if len(buffer) > self.max_buffered:
+            del buffer[len(buffer) - last_line_length :]
+            self.dropped_lines += 1
+
+    def queue(self, file_name: str, line: bytes) -> None:
+        """Queue a line for ``file_name``, written at the next flush."""
+        with self.lock:
+            self._event_lines[file_name].append(line)
+
+    def write_now(self, file_name: str, line: bytes) -> WriteProblem | None:
+        """Write a line to ``file_name`` at once, after everything queued before it."""
+        self.queue(file_name, line)
+        return self.flush(only=file_name)
+
+    def flush(self, *, only: str | None = None) -> WriteProblem | None:
+        """Write buffered lines (of every file, or ``only`` one) and return the first problem.
+
+        Every problem is also reported through ``on_problem``.
+        """
+        if os.getpid() != self._owner_pid:
+            return None  # a forked child never writes its parent's lines
+        if threading.current_thread() is not threading.main_thread():
+            return self._flush(only)
+        # Python runs signal handlers in the main thread, between any two bytecodes.
+        # A SIGTERM handler that ends the run must not start a write in the middle
+        # of this one, so the signals wait until the write is done.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
+        try:
+            return self._flush(only)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _flush(self, only: str | None) -> WriteProblem | None:
+        with self._io_lock:
+            chunks = self._take_buffers(only)
+            first: WriteProblem | None = None
+            for name, chunk in chunks.items():
+                problem = self._files[name].write(chunk)
+                if problem is not None:
+                    self._on_problem(problem)
+                    first = first or problem
+            return first
+
+    def _take_buffers(self, only: str | None) -> dict[str, bytes | bytearray]:
+        """Take the buffered lines: events under the lock, metric lines without it."""
+        with self.lock:
+            taken = {}
+            for name, lines in self._event_lines.items():
+                if (only is None or name == only) and lines:
+                    taken[name] = lines
+                    self._event_lines[name] = []
+        chunks: dict[str, bytes | bytearray] = {n: b"".join(ls) for n, ls in taken.items()}
+        if only in (None, self._metrics_file) and self.metric_buffer:
+            # Metric lines logged before a queued line to the same file come first.
+            chunks[self._metrics_file] = self._take_metric_lines() + chunks.get(
+                self._metrics_file, b""
+            )
+        for name, file in self._files.items():
+            if name not in chunks and file.unwritten_bytes:
+                chunks[name] = b""  # retry what failed before, even with nothing new
+        return chunks
+
+    def _take_metric_lines(self) -> bytearray:
+        buffer = self.metric_buffer
+        count = len(buffer)
+        chunk = buffer[:count]
+        del buffer[:count]  # lines the hot path appended since the slice stay
+        self.wake_bytes = self._flush_bytes
+        return chunk
+
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stopping:
+                break
+            self.flush()
+            self._on_tick()
+
+    def close(self) -> WriteProblem | None:
+        """Stop the flusher, flush everything, close the files; returns the first problem."""
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_TIMEOUT)
+        problem = self.flush()
+        with self._io_lock:
+            for file in self._files.values():
+                file.close()
+        return problem
+
+    def unwritten_bytes(self) -> int:
+        """Bytes held in memory because the file system refused them."""
+        return sum(file.unwritten_bytes for file in self._files.values())
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's buffers and descriptors, never write them."""
+        self.lock = threading.RLock()
+        self._io_lock = threading.RLock()
+        self.metric_buffer.clear()
+        self._event_lines = {name: [] for name in self._event_lines}
+        for file in self._files.values():
+            file.discard()
+        self._thread = None
+        self._stopping = True

@@ -1,0 +1,201 @@
+"""Every exception and warning runjournal raises.
+
+All errors derive from :class:`RunjournalError`, so one ``except`` clause catches
+everything the library raises on purpose. Each error carries the offending
+value as an attribute and its message says what would have been valid.
+Exceptions of the libraries underneath (orjson, pydantic, filelock, OSError
+from the store) are re-raised as one of these at the boundary.
+
+The tree::
+
+    RunjournalError
+    ├── StoreError                    a store cannot be found, opened or written
+    │   ├── NotAStoreError            a directory that is not a runjournal store
+    │   ├── UnsupportedFormatError    written by a newer, incompatible runjournal
+    │   └── StoreWriteError           the file system refused a write (OSError inside)
+    ├── RunError                      about one run
+    │   ├── RunNotFoundError          no run matches a reference
+    │   ├── AmbiguousRunError         several runs match a reference
+    │   ├── RunExistsError            a run id that is already taken
+    │   ├── RunInProgressError        resuming a run whose process still lives
+    │   └── NoActiveRunError          a module-level call with no active run
+    ├── InvalidNameError   (ValueError)  a metric, param, tag or run-id name
+    ├── InvalidValueError  (TypeError)   a value that cannot be logged
+    ├── InvalidArgumentError (ValueError) a bad argument to start(), Store, ...
+    └── MissingDependencyError (ImportError) an optional extra is not installed
+
+    RunjournalWarning (UserWarning)   a problem that was handled and recorded
+
+Example:
+    >>> import runjournal
+    >>> try:
+    ...     runjournal.Store("/nonexistent/store").run("abc")
+    ... except runjournal.errors.RunjournalError as error:
+    ...     print(type(error).__name__)
+    RunNotFoundError
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AmbiguousRunError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidValueError",
+    "MissingDependencyError",
+    "NoActiveRunError",
+    "NotAStoreError",
+    "RunError",
+    "RunExistsError",
+    "RunInProgressError",
+    "RunNotFoundError",
+    "RunjournalError",
+    "RunjournalWarning",
+    "StoreError",
+    "StoreWriteError",
+    "UnsupportedFormatError",
+]
+
+
+class RunjournalError(Exception):
+    """The root of every error runjournal raises on purpose."""
+
+
+class RunjournalWarning(UserWarning):
+    """A problem runjournal handled and recorded instead of raising.
+
+    Raised as an exception instead when the run is strict
+    (``start(strict=True)`` or ``RUNJOURNAL_STRICT=1``).
+    """
+
+
+class StoreError(RunjournalError):
+    """A store cannot be found, opened or written.
+
+    Attributes:
+        path: The store directory concerned.
+    """
+
+    def __init__(self, message: str, *, path: Path | str) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+
+
+class NotAStoreError(StoreError):
+    """A directory exists, is not empty, and holds no ``runjournal.json`` marker."""
+
+
+class UnsupportedFormatError(StoreError):
+    """The store or a run was written in a newer format than this version reads.
+
+    Attributes:
+        found: The format version found on disk.
+        supported: The newest version this runjournal reads.
+    """
+
+    def __init__(self, message: str, *, path: Path | str, found: Any, supported: int) -> None:
+        super().__init__(message, path=path)
+        self.found = found
+        self.supported = supported
+
+
+class StoreWriteError(StoreError):
+    """The file system refused a write; the ``OSError`` is the ``__cause__``."""
+
+
+class RunError(RunjournalError):
+    """A problem with one run.
+
+    Attributes:
+        ref: The run id, prefix or name the caller gave.
+    """
+
+    def __init__(self, message: str, *, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
+class RunNotFoundError(RunError):
+    """No run matches the given id, id prefix or name."""
+
+
+class AmbiguousRunError(RunError):
+    """Several runs match a reference.
+
+    Attributes:
+        matches: The ids of the matching runs.
+    """
+
+    def __init__(self, message: str, *, ref: str, matches: list[str]) -> None:
+        super().__init__(message, ref=ref)
+        self.matches = matches
+
+
+class RunExistsError(RunError):
+    """``start(run_id=...)`` names a run that exists and ``resume`` was not asked for."""
+
+
+class RunInProgressError(RunError):
+    """Resuming a run whose recorded process is still alive on this host."""
+
+
+class NoActiveRunError(RunError):
+    """A module-level call such as ``runjournal.log`` was made before ``start()``."""
+
+
+class InvalidNameError(RunjournalError, ValueError):
+    """A metric, param or tag name, or a run id, is not valid.
+
+    Attributes:
+        name: The offending name.
+        kind: What it names: ``"metric"``, ``"param"``, ``"tag"`` or ``"run id"``.
+    """
+
+    def __init__(self, message: str, *, name: object, kind: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.kind = kind
+
+
+class InvalidValueError(RunjournalError, TypeError):
+    """A value cannot be logged under a key.
+
+    Attributes:
+        key: The metric or param name the value was logged under.
+        value: The offending value.
+    """
+
+    def __init__(self, message: str, *, key: str, value: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+
+
+class InvalidArgumentError(RunjournalError, ValueError):
+    """An argument to ``start()``, ``Store`` or another entry point is not valid.
+
+    Attributes:
+        argument: The argument's name.
+        value: The value given.
+    """
+
+    def __init__(self, message: str, *, argument: str, value: object) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.value = value
+
+
+class MissingDependencyError(RunjournalError, ImportError):
+    """An optional extra is needed; the message is the command that installs it.
+
+    Attributes:
+        package: The missing distribution, e.g. ``"pandas"``.
+    """
+
+    def __init__(self, package: str, *, extra: str) -> None:
+        super().__init__(f"{package} is not installed: pip install 'runjournal[{extra}]'")
+        self.package = package
+        self.extra = extra

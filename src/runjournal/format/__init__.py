@@ -1,0 +1,76 @@
+"""The on-disk contract, format version 1: names, versions and the line codec.
+
+Pure: no I/O beyond reading a file, and no pydantic, so the write path can
+import it cheaply. The pydantic models of what readers show live in
+``runjournal.query``. The normative description is ``docs/format.md``.
+"""
+
+from runjournal.format._codec import (
+    DICT_TAG,
+    FLOAT_TAG,
+    INT_MAX,
+    INT_MIN,
+    INT_TAG,
+    LineBatch,
+    SkippedLine,
+    decode_value,
+    dumps_line,
+    encode_float,
+    encode_int,
+    is_tagged,
+    iter_tagged_metrics,
+    parse_lines,
+    read_lines,
+    wrap_dict,
+)
+from runjournal.format._layout import (
+    BLOBS_DIR,
+    CACHE_DIR,
+    FORMAT_VERSION,
+    JSONL_SUFFIX,
+    METRICS,
+    METRICS_PREFIX,
+    PARAMS,
+    RUN_EVENTS,
+    RUN_ID_PATTERN,
+    RUNS_DIR,
+    STORE_DIRNAME,
+    STORE_MARKER,
+    TEMP_PREFIX,
+    Event,
+    Status,
+)
+
+__all__ = [
+    "BLOBS_DIR",
+    "CACHE_DIR",
+    "DICT_TAG",
+    "FLOAT_TAG",
+    "FORMAT_VERSION",
+    "INT_MAX",
+    "INT_MIN",
+    "INT_TAG",
+    "JSONL_SUFFIX",
+    "METRICS",
+    "METRICS_PREFIX",
+    "PARAMS",
+    "RUNS_DIR",
+    "RUN_EVENTS",
+    "RUN_ID_PATTERN",
+    "STORE_DIRNAME",
+    "STORE_MARKER",
+    "TEMP_PREFIX",
+    "Event",
+    "LineBatch",
+    "SkippedLine",
+    "Status",
+    "decode_value",
+    "dumps_line",
+    "encode_float",
+    "encode_int",
+    "is_tagged",
+    "iter_tagged_metrics",
+    "parse_lines",
+    "read_lines",
+    "wrap_dict",
+]
