@@ -28,11 +28,13 @@ The tree::
 
 Example:
     >>> import runjournal
+    >>> with runjournal.start() as run:
+    ...     pass
     >>> try:
-    ...     runjournal.Store("/nonexistent/store").run("abc")
+    ...     runjournal.Store().run("no-such-run")
     ... except runjournal.errors.RunjournalError as error:
-    ...     print(type(error).__name__)
-    RunNotFoundError
+    ...     print(type(error).__name__, error.ref)
+    RunNotFoundError no-such-run
 """
 
 from __future__ import annotations

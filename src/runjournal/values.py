@@ -295,6 +295,13 @@ def _coerce_mapping(
     result: dict[str, Any] = {}
     for key, value in mapping.items():
         name = _param_key(key, path)
+        if name in result:
+            raise InvalidNameError(
+                f"param keys {key!r} and {name!r} in {path or 'params'!r} both become"
+                f" {name!r} in JSON; rename one",
+                name=key,
+                kind="param",
+            )
         child = f"{path}.{name}" if path else name
         result[name] = _coerce_param(value, path=child, active=active, depth=depth + 1)
     return result
