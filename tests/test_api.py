@@ -26,7 +26,7 @@ def test_unknown_attributes_raise_attribute_error() -> None:
 
 
 def test_import_does_not_load_the_read_side_or_touch_the_disk(tmp_path: object) -> None:
-    """A training script's import pulls in neither pydantic, pandas nor psutil, and writes nothing."""
+    """A training script's import loads no pydantic, pandas or psutil, and writes nothing."""
     code = (
         "import sys, os, runjournal;"
         "heavy = [m for m in ('pydantic', 'pandas', 'psutil', 'numpy') if m in sys.modules];"

@@ -58,9 +58,12 @@ json_values = st.recursive(
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.integers(min_value=-(2**200), max_value=2**200)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["$float", "$int", "$dict", "a", "b"]) | st.text(), children,
-                      max_size=3),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["$float", "$int", "$dict", "a", "b"]) | st.text(), children, max_size=3
+        )
+    ),
     max_leaves=12,
 )
 
@@ -76,7 +79,7 @@ def test_every_value_round_trips_through_a_strict_json_line(value: Any) -> None:
 
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_finite_floats_are_stored_as_themselves(value: float) -> None:
-    """Finite floats, subnormals and -0.0 included, are plain JSON numbers that read back exactly."""
+    """Finite floats (subnormals, -0.0) are plain JSON numbers that read back exactly."""
     assert encode_float(value) is value
     assert _same(orjson.loads(orjson.dumps(value)), value)
 

@@ -26,8 +26,15 @@ def test_every_json_example_in_the_format_doc_parses_as_one_object() -> None:
 
 def test_event_examples_use_known_kinds_statuses_and_required_fields() -> None:
     """Every event example has event, time and seg, a documented kind, and a known status."""
-    kinds = {Event.START, Event.RESUME, Event.TAGS, Event.NOTE, Event.HEARTBEAT, Event.ERROR,
-             Event.END}
+    kinds = {
+        Event.START,
+        Event.RESUME,
+        Event.TAGS,
+        Event.NOTE,
+        Event.HEARTBEAT,
+        Event.ERROR,
+        Event.END,
+    }
     events = [example for example in _examples() if "event" in example]
     assert {event["event"] for event in events} == kinds
     for event in events:

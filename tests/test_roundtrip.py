@@ -48,9 +48,8 @@ def _expected(value: Any) -> int | float:
 
 def _identical(left: Any, right: Any) -> bool:
     if isinstance(left, float) and isinstance(right, float):
-        return math.isnan(left) and math.isnan(right) or struct.pack("<d", left) == struct.pack(
-            "<d", right
-        )
+        both_nan = math.isnan(left) and math.isnan(right)
+        return both_nan or struct.pack("<d", left) == struct.pack("<d", right)
     return type(left) is type(right) and left == right
 
 
@@ -107,8 +106,10 @@ def test_logged_metrics_come_back_identical_everywhere(steps: list[dict[str, Any
         metric_names,
         st.recursive(
             st.none() | st.booleans() | st.floats() | st.integers(-(2**80), 2**80) | st.text(),
-            lambda inner: st.lists(inner, max_size=3)
-            | st.dictionaries(st.text(min_size=1, max_size=5), inner, min_size=1, max_size=3),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(min_size=1, max_size=5), inner, min_size=1, max_size=3)
+            ),
             max_leaves=8,
         ),
         min_size=1,

@@ -47,8 +47,9 @@ def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_start_writes_start_params_and_tags_before_returning(store: Path) -> None:
     """Everything given to start() is on disk when it returns, without a flush."""
-    run = runjournal.start("mnist", name="first", params={"lr": 0.1}, tags={"m": "mlp"},
-                           store=store)
+    run = runjournal.start(
+        "mnist", name="first", params={"lr": 0.1}, tags={"m": "mlp"}, store=store
+    )
     assert run.dir is not None and run.dir.parent == store / "runs"
     start = _events(run, "start")[0]
     assert (start["run_id"], start["name"], start["experiment"]) == (run.id, "first", "mnist")
@@ -65,7 +66,9 @@ def test_log_buffers_until_flush_and_auto_increments_steps(store: Path) -> None:
     run.log({"loss": 0.5}, step=10)
     run.log({"loss": 0.25})
     assert run.dir is not None
-    assert not (run.dir / "metrics.jsonl").exists() or (run.dir / "metrics.jsonl").stat().st_size == 0
+    assert (
+        not (run.dir / "metrics.jsonl").exists() or (run.dir / "metrics.jsonl").stat().st_size == 0
+    )
     run.flush()
     rows = _lines(run.dir / "metrics.jsonl")
     assert [(r["step"], r["m"]["loss"]) for r in rows] == [(0, 1.0), (10, 0.5), (11, 0.25)]
@@ -92,7 +95,9 @@ def test_values_round_trip_exactly_through_the_store(store: Path) -> None:
     assert run.dir is not None
     assert sorted(p.name for p in run.dir.iterdir()) == ["metrics.jsonl", "run.jsonl"]
     metrics = runjournal.Store(store).run(run.id).metrics
-    assert math.isnan(metrics["nan"]) and metrics["inf"] == math.inf and metrics["-inf"] == -math.inf
+    assert (
+        math.isnan(metrics["nan"]) and metrics["inf"] == math.inf and metrics["-inf"] == -math.inf
+    )
     assert math.copysign(1, metrics["neg_zero"]) == -1.0
     assert metrics["subnormal"] == 5e-324 and metrics["u64"] == 2**64 - 1
     assert metrics["huge"] == 2**80 and type(metrics["huge"]) is int

@@ -135,7 +135,7 @@ class Color(enum.Enum):
     RED = "red"
 
 
-class Size(str, enum.Enum):
+class Size(str, enum.Enum):  # noqa: UP042 - the str mix-in is the case under test
     BIG = "big"
 
 
@@ -151,7 +151,7 @@ class Model(pydantic.BaseModel):
 
 
 def test_params_of_every_documented_kind_are_stored_as_json() -> None:
-    """Paths, enums, dataclasses, pydantic models, Namespaces, sets and dates get their JSON form."""
+    """Paths, enums, dataclasses, pydantic models, Namespaces, sets, dates get their JSON form."""
     params = {
         "path": PurePosixPath("/data/train"),
         "color": Color.RED,
@@ -217,8 +217,10 @@ param_trees = st.recursive(
     | st.floats()
     | st.integers(min_value=-(2**100), max_value=2**100)
     | st.text(),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(min_size=1), children, min_size=1, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(min_size=1), children, min_size=1, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -8,15 +8,14 @@ reused by another process since.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 _START_TIME_TOLERANCE = 1.0
 """Seconds two readings of one process's start time may differ (clock rounding)."""
 
 
-@dataclass(frozen=True)
-class ProcessIdentity:
+class ProcessIdentity(NamedTuple):
     """A process as recorded in a run: host, pid and start time (epoch seconds)."""
 
     host: str

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from runjournal import _env, _lifecycle, _process
 from runjournal.errors import (
@@ -138,8 +137,7 @@ def start(
     return _register(run)
 
 
-@dataclass
-class _Settings:
+class _Settings(NamedTuple):
     """The checked arguments of :func:`start`, with environment defaults applied."""
 
     experiment: str | None
@@ -299,17 +297,17 @@ def _register(run: Run) -> Run:
     return run
 
 
-@dataclass
 class _Existing:
     """What a resume needs to know of a run on disk."""
 
-    segment: int = -1
-    name: str | None = None
-    experiment: str | None = None
-    ended: bool = True
-    process: _process.ProcessIdentity | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    next_step: int = 0
+    def __init__(self) -> None:
+        self.segment = -1
+        self.name: str | None = None
+        self.experiment: str | None = None
+        self.ended = True
+        self.process: _process.ProcessIdentity | None = None
+        self.params: dict[str, Any] = {}
+        self.next_step = 0
 
 
 def _resume(settings: _Settings, root: Path, params: dict[str, Any], tags: dict[str, Any]) -> Run:

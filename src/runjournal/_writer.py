@@ -24,8 +24,8 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["AppendFile", "RunWriter", "WriteProblem"]
 
@@ -35,8 +35,7 @@ _JOIN_TIMEOUT = 5.0
 _DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-@dataclass(frozen=True)
-class WriteProblem:
+class WriteProblem(NamedTuple):
     """A write that did not happen, as reported to the writer's owner.
 
     Attributes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +113,10 @@ class SkippedLine:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
-@dataclass
 class LineBatch:
     """The records read from a JSON-lines file, with what had to be skipped.
+
+    (A plain class, not a dataclass: making one costs a millisecond of import.)
 
     Attributes:
         records: The decodable lines, each a dict, in file order.
@@ -124,9 +125,10 @@ class LineBatch:
             read of the same growing file can start there.
     """
 
-    records: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[SkippedLine] = field(default_factory=list)
-    end_offset: int = 0
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.skipped: list[SkippedLine] = []
+        self.end_offset = 0
 
 
 def parse_lines(data: bytes, file_name: str, *, first_line: int = 1) -> LineBatch:
