@@ -341,3 +341,36 @@ def test_threads_logging_at_once_get_distinct_auto_steps(store: Path) -> None:
     assert run.dir is not None
     steps = [r["step"] for r in _lines(run.dir / "metrics.jsonl")]
     assert sorted(steps) == list(range(2000))
+
+
+def _wait_for(condition: Any, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_a_live_run_appends_heartbeats_that_carry_the_next_deadline(store: Path) -> None:
+    """The flusher thread writes heartbeats whose deadline is 2.5 intervals ahead."""
+    run = runjournal.start(store=store, flush_interval=0.02, heartbeat_interval=0.1)
+    _wait_for(lambda: len(_events(run, "heartbeat")) >= 2)
+    run.end()
+    for beat in _events(run, "heartbeat"):
+        assert beat["deadline"] == pytest.approx(beat["time"] + 0.25, abs=0.01)
+
+
+@pytest.mark.usefixtures("lenient")
+def test_error_counts_grow_at_heartbeats_and_at_the_end(store: Path) -> None:
+    """After the first error event, later occurrences are counted and the total is appended."""
+    run = runjournal.start(store=store, flush_interval=0.02, heartbeat_interval=0.05)
+    with pytest.warns(RunjournalWarning):
+        run.log({"acc": "x"})
+    for _ in range(3):
+        run.log({"acc": "x"})
+    _wait_for(lambda: any(e["count"] == 4 for e in _events(run, "error")))
+    run.log({"acc": "x"})
+    run.end()
+    counts = [e["count"] for e in _events(run, "error")]
+    assert counts[0] == 1 and counts[-1] == 5
