@@ -31,6 +31,7 @@ __all__ = ["AppendFile", "RunWriter", "WriteProblem"]
 
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _MAX_UNWRITTEN = 64 * 1024 * 1024
+_CHUNK_BYTES = 1 << 20
 _JOIN_TIMEOUT = 5.0
 _DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
@@ -181,7 +182,7 @@ class RunWriter:
         self.dropped_lines = 0
         self._metrics_file = file_names[0]
         self._files = {name: AppendFile(run_dir / name, fsync=fsync) for name in file_names}
-        self._event_lines: dict[str, list[bytes]] = {name: [] for name in file_names}
+        self._event_lines: dict[str, list[bytes]] = {name: [] for name in file_names[1:]}
         self._io_lock = threading.RLock()
         self._interval = flush_interval
         self._on_problem = on_problem
@@ -241,41 +242,69 @@ class RunWriter:
 
     def _flush(self, only: str | None) -> WriteProblem | None:
         with self._io_lock:
-            chunks = self._take_buffers(only)
+            problems = []
+            if only in (None, self._metrics_file):
+                problems.append(self._flush_metrics())
+            for name, chunk in self._take_events(only).items():
+                problems.append(self._files[name].write(chunk))
             first: WriteProblem | None = None
-            for name, chunk in chunks.items():
-                problem = self._files[name].write(chunk)
+            for problem in problems:
                 if problem is not None:
                     self._on_problem(problem)
                     first = first or problem
             return first
 
-    def _take_buffers(self, only: str | None) -> dict[str, bytes | bytearray]:
-        """Take the buffered lines: events under the lock, metric lines without it."""
+    def _flush_metrics(self) -> WriteProblem | None:
+        """Write the metric lines buffered so far, a bounded chunk at a time.
+
+        Copying a chunk holds the GIL; writing it releases it. Chunks of at
+        most ``_CHUNK_BYTES`` keep each hold short, so the training loop is
+        never stalled by a large backlog (after a slow write, say).
+        """
+        self.wake_bytes = self._flush_bytes
+        file = self._files[self._metrics_file]
+        remaining = len(self.metric_buffer)  # lines logged during the flush wait for the next
+        while True:
+            chunk = self._take_metric_chunk(remaining)
+            remaining -= len(chunk)
+            problem = file.write(chunk)
+            if problem is not None or remaining <= 0:
+                return problem
+
+    def _take_metric_chunk(self, limit: int) -> bytearray:
+        """Take whole lines from the front of the buffer, at most about ``_CHUNK_BYTES``.
+
+        Only the hot path appends, and only at the end, so the prefix measured
+        here is still the prefix when it is sliced and deleted.
+        """
+        buffer = self.metric_buffer
+        end = min(limit, len(buffer))
+        if end > _CHUNK_BYTES:
+            cut = buffer.rfind(b"\n", 0, _CHUNK_BYTES) + 1
+            end = cut or buffer.find(b"\n") + 1  # a single line longer than a chunk
+        chunk = buffer[:end]
+        del buffer[:end]
+        return chunk
+
+    def _take_events(self, only: str | None) -> dict[str, bytes]:
+        """Take the queued event lines (of every file, or ``only`` one) under the lock."""
         with self.lock:
             taken = {}
             for name, lines in self._event_lines.items():
                 if (only is None or name == only) and lines:
                     taken[name] = lines
                     self._event_lines[name] = []
-        chunks: dict[str, bytes | bytearray] = {n: b"".join(ls) for n, ls in taken.items()}
-        if only in (None, self._metrics_file) and self.metric_buffer:
-            # Metric lines logged before a queued line to the same file come first.
-            chunks[self._metrics_file] = self._take_metric_lines() + chunks.get(
-                self._metrics_file, b""
-            )
+        chunks = {name: b"".join(lines) for name, lines in taken.items()}
         for name, file in self._files.items():
-            if name not in chunks and file.unwritten_bytes:
+            wanted = only is None or name == only
+            if (
+                wanted
+                and name not in chunks
+                and name != self._metrics_file
+                and file.unwritten_bytes
+            ):
                 chunks[name] = b""  # retry what failed before, even with nothing new
         return chunks
-
-    def _take_metric_lines(self) -> bytearray:
-        buffer = self.metric_buffer
-        count = len(buffer)
-        chunk = buffer[:count]
-        del buffer[:count]  # lines the hot path appended since the slice stay
-        self.wake_bytes = self._flush_bytes
-        return chunk
 
     def _flush_loop(self) -> None:
         while not self._stopping:
