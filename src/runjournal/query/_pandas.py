@@ -1,0 +1,201 @@
+"""Runs and metric history as pandas DataFrames (the optional ``pandas`` extra).
+
+pandas is imported inside these functions only, so ``import runjournal``
+stays fast and works without it.
+
+Numbers stay exact: a column of numbers is ``float64`` (every int up to
+2**53 is exact in it), unless some value is an int of larger magnitude; then
+the column has dtype ``object`` and holds the Python ints and floats as
+logged, so they compare identical to what was logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from runjournal.errors import MissingDependencyError
+from runjournal.query._history import Steps
+from runjournal.query._records import RunRecord
+from runjournal.query._store import RunRefs, Store, Where
+from runjournal.typing import PathLike
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["load_metrics", "load_runs", "metrics_frame", "runs_frame"]
+
+_EXACT_FLOAT_INT = 2**53
+"""Every int of at most this magnitude is exact as a float64."""
+
+
+def load_runs(
+    store: Store | PathLike | None = None,
+    *,
+    experiment: str | None = None,
+    status: str | Collection[str] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    where: Where | str | None = None,
+) -> pd.DataFrame:
+    """The runs as a DataFrame, one row per run.
+
+    The columns are ``run_id, name, experiment, status, start_time, end_time,
+    duration, host``, then ``params.<name>``, ``metrics.<name>`` and
+    ``tags.<name>``, each group sorted by name. Times are
+    ``datetime64[ns, UTC]``, ``duration`` is float seconds, and a
+    ``metrics.<name>`` column holds the last value of each run. The filters
+    are those of :meth:`Store.runs`.
+
+    Raises:
+        MissingDependencyError: pandas is not installed.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from runjournal.store import init_store
+        >>> load_runs(init_store(Path("empty-store").absolute())).shape
+        (0, 8)
+    """
+    return runs_frame(_store(store).runs(experiment, status, tags, where))
+
+
+def load_metrics(
+    store: Store | PathLike | None = None,
+    runs: RunRefs = None,
+    keys: str | Collection[str] | None = None,
+    *,
+    steps: Steps | None = None,
+    raw: bool = False,
+) -> pd.DataFrame:
+    """Metric history, one row per value: ``run_id, step, time, key, value``.
+
+    ``raw`` adds ``segment`` and keeps the rows that later segments replaced;
+    a run with several metrics files adds ``writer``. ``step`` is int64 and
+    ``time`` datetime64[ns, UTC].
+
+    Raises:
+        MissingDependencyError: pandas is not installed.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from runjournal.store import init_store
+        >>> list(load_metrics(init_store(Path("empty-store").absolute()), raw=True).columns)
+        ['run_id', 'step', 'time', 'key', 'value', 'segment']
+    """
+    rows = _store(store).metrics(runs, keys, steps=steps, raw=raw)
+    return metrics_frame(rows, raw=raw)
+
+
+def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """The run table of some records; see :func:`load_runs`.
+
+    Example:
+        >>> runs_frame([]).columns[0]
+        'run_id'
+    """
+    _require_pandas()
+    import pandas as pd
+
+    records = list(records)
+    columns: dict[str, Any] = {
+        "run_id": _text([run.id for run in records]),
+        "name": _text([run.name for run in records]),
+        "experiment": _text([run.experiment for run in records]),
+        "status": _text([run.status for run in records]),
+        "start_time": _datetimes([run.start_time for run in records]),
+        "end_time": _datetimes([run.end_time for run in records]),
+        "duration": pd.Series([run.duration for run in records], dtype="float64"),
+        "host": _text([run.host for run in records]),
+    }
+    for prefix, per_run in (
+        ("params", [run.flat_params for run in records]),
+        ("metrics", [run.metrics for run in records]),
+        ("tags", [run.tags for run in records]),
+    ):
+        for key in sorted({key for values in per_run for key in values}):
+            columns[f"{prefix}.{key}"] = _values([values.get(key, _MISSING) for values in per_run])
+    return pd.DataFrame(columns)
+
+
+def metrics_frame(rows: list[dict[str, Any]], *, raw: bool = False) -> pd.DataFrame:
+    """The long history table of some rows; see :func:`load_metrics`.
+
+    Example:
+        >>> row = {"run_id": "r1", "step": 0, "time": 0.0, "key": "x", "value": 2**60}
+        >>> metrics_frame([row])["value"].dtype
+        dtype('O')
+    """
+    _require_pandas()
+    import pandas as pd
+
+    columns: dict[str, Any] = {
+        "run_id": _text([row["run_id"] for row in rows]),
+        "step": pd.Series([row["step"] for row in rows], dtype="int64"),
+        "time": _epoch_times([row["time"] for row in rows]),
+        "key": _text([row["key"] for row in rows]),
+        "value": _values([row["value"] for row in rows]),
+    }
+    if raw or any("segment" in row for row in rows):
+        columns["segment"] = pd.Series([row.get("segment", 0) for row in rows], dtype="int64")
+    if any("writer" in row for row in rows):
+        columns["writer"] = _text([row.get("writer") for row in rows])
+    return pd.DataFrame(columns)
+
+
+class _Missing:
+    """A value a run does not have (unlike None, which a param may be)."""
+
+
+_MISSING: Any = _Missing()
+
+
+def _values(values: list[Any]) -> pd.Series:
+    """A column of logged values: as exact as the values need, as plain as they allow."""
+    import pandas as pd
+
+    present = [value for value in values if value is not _MISSING]
+    if all(_is_number(value) for value in present):  # also an empty column: float64
+        if any(isinstance(value, int) and abs(value) > _EXACT_FLOAT_INT for value in present):
+            return pd.Series([None if v is _MISSING else v for v in values], dtype=object)
+        return pd.Series([float("nan") if v is _MISSING else v for v in values], dtype="float64")
+    if present and len(present) == len(values) and all(type(v) is bool for v in values):
+        return pd.Series(values, dtype=bool)
+    if present and all(isinstance(value, str) for value in present):
+        return _text([None if v is _MISSING else v for v in values])
+    return pd.Series([None if v is _MISSING else v for v in values], dtype=object)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _text(values: list[str | None]) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, dtype="str")
+
+
+def _datetimes(values: list[dt.datetime | None]) -> pd.Series:
+    import pandas as pd
+
+    stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+    return stamps.astype("datetime64[ns, UTC]")
+
+
+def _epoch_times(values: list[float | None]) -> pd.Series:
+    import pandas as pd
+
+    seconds = pd.Series(values, dtype="float64")
+    return pd.to_datetime(seconds, unit="s", utc=True).astype("datetime64[ns, UTC]")
+
+
+def _store(store: Store | PathLike | None) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def _require_pandas() -> None:
+    """Import pandas, or raise the error that says how to install it."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError as error:
+        raise MissingDependencyError("pandas", extra="pandas") from error
