@@ -10,6 +10,9 @@ Hooks are installed once, at the first ``start()``, never at import:
 - SIGTERM (main thread only, unless it is ignored): every live run is flushed
   and ends as ``killed``; then the previous handler runs, or the default action
   kills the process with the same signal, so the exit status is unchanged;
+- SIGINT: the previous handler (``KeyboardInterrupt``) runs as before, only
+  never in the middle of a flush of the main thread; ``sys.excepthook`` or
+  the ``with`` block then records ``interrupted``;
 - ``fork``: in the child, the parent's runs are forgotten without writing.
 """
 
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from runjournal._writer import defer_until_flushed
 from runjournal.format import Status
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ _installed = False
 _install_lock = threading.Lock()
 _previous_excepthook: Callable[..., Any] = sys.excepthook
 _previous_sigterm: Any = signal.SIG_DFL
+_previous_sigint: Any = signal.default_int_handler
 
 
 def register(run: Run) -> None:
@@ -70,18 +75,21 @@ def _install_once() -> None:
         _previous_excepthook = sys.excepthook
         sys.excepthook = _excepthook
         os.register_at_fork(after_in_child=_after_fork_in_child)
-        _install_sigterm()
+        _install_signal_handlers()
 
 
-def _install_sigterm() -> None:
-    global _previous_sigterm
+def _install_signal_handlers() -> None:
+    global _previous_sigterm, _previous_sigint
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
     previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_IGN or previous is None:
-        return  # the program chose to survive SIGTERM; so do its runs
-    _previous_sigterm = previous
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    if previous not in (signal.SIG_IGN, None):  # else the program chose to survive SIGTERM
+        _previous_sigterm = previous
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.getsignal(signal.SIGINT)
+    if callable(previous):
+        _previous_sigint = previous
+        signal.signal(signal.SIGINT, _on_sigint)
 
 
 def _end_all(status: str, exc: BaseException | None = None) -> None:
@@ -104,7 +112,14 @@ def _excepthook(
         _previous_excepthook(exc_type, exc, traceback)
 
 
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    if not defer_until_flushed(lambda: _previous_sigint(signum, frame)):
+        _previous_sigint(signum, frame)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if defer_until_flushed(lambda: _on_sigterm(signum, frame)):
+        return
     previous = _previous_sigterm
     if previous in (signal.SIG_DFL, None) or not callable(previous):
         _end_all(Status.KILLED)

@@ -21,19 +21,41 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["AppendFile", "RunWriter", "WriteProblem"]
+__all__ = ["AppendFile", "RunWriter", "WriteProblem", "defer_until_flushed"]
 
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _MAX_UNWRITTEN = 64 * 1024 * 1024
 _CHUNK_BYTES = 1 << 20
 _JOIN_TIMEOUT = 5.0
-_DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+# Python runs signal handlers in the main thread, between any two bytecodes, so
+# a handler that flushes or raises could cut into a flush of the main thread.
+# Handlers ask defer_until_flushed() first; these are only touched by that thread.
+_main_flush_depth = 0
+_deferred: list[Callable[[], None]] = []
+
+
+def defer_until_flushed(action: Callable[[], None]) -> bool:
+    """Run ``action`` once the main thread's flush in progress is done, if there is one.
+
+    Returns:
+        True if ``action`` was deferred; False if no flush is in progress and
+        the caller should act now.
+    """
+    if _main_flush_depth and threading.current_thread() is threading.main_thread():
+        _deferred.append(action)
+        return True
+    return False
+
+
+def _run_deferred() -> None:
+    while _deferred:
+        _deferred.pop(0)()
 
 
 class WriteProblem(NamedTuple):
@@ -231,14 +253,14 @@ class RunWriter:
             return None  # a forked child never writes its parent's lines
         if threading.current_thread() is not threading.main_thread():
             return self._flush(only)
-        # Python runs signal handlers in the main thread, between any two bytecodes.
-        # A SIGTERM handler that ends the run must not start a write in the middle
-        # of this one, so the signals wait until the write is done.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
+        global _main_flush_depth
+        _main_flush_depth += 1
         try:
             return self._flush(only)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            _main_flush_depth -= 1
+            if not _main_flush_depth:
+                _run_deferred()
 
     def _flush(self, only: str | None) -> WriteProblem | None:
         with self._io_lock:
