@@ -196,3 +196,14 @@ def test_any_metric_history_reads_back_identical_through_load_metrics(
             assert same_value(read if exact else float(read), logged)
         else:  # an int up to 2**53 in a float64 column: the same number, exactly
             assert abs(logged) <= 2**53 and float(read) == logged
+
+
+def test_int_only_param_and_metric_columns_keep_their_ints(files: StoreFiles) -> None:
+    """params.epochs logged as 100 reads 100 (nullable Int64), missing values as <NA>."""
+    files.ended_run("r1").params({"epochs": 100, "lr": 0.1}).metrics(0, {"tokens": 7})
+    files.ended_run("r2", start=T0 + 1).params({"lr": 0.2})
+    frame = load_runs(files.root).set_index("run_id")
+    assert str(frame["params.epochs"].dtype) == "Int64"
+    assert frame.loc["r1", "params.epochs"] == 100 and frame["params.epochs"].isna()["r2"]
+    assert str(frame["metrics.tokens"].dtype) == "Int64"
+    assert frame["params.lr"].dtype == "float64"

@@ -284,3 +284,13 @@ def test_close_after_a_torn_line_starts_on_a_new_line(files: StoreFiles, store: 
     data = (files.root / "runs" / "r1" / "run.jsonl").read_bytes()
     assert data.endswith(b"\n") and b'"ti\n{"event":"end"' in data
     assert record.status == "crashed"
+
+
+def test_close_dates_the_end_at_the_last_sign_of_life(files: StoreFiles, store: Store) -> None:
+    """The end of a closed run is its last metric or event, so its duration is real."""
+    files.run("r1").start(time=T0, host=OTHER_HOST).metrics(0, {"loss": 1.0}, time=T0 + 30)
+    files.run("r1").event("note", time=T0 + 10, text="still alive")
+    record = store.close("r1")
+    end = read_events(files, "r1")[-1]
+    assert end["time"] == T0 + 30 and end["closed_at"] > T0 + 30
+    assert record.duration == 30

@@ -374,3 +374,32 @@ def test_error_counts_grow_at_heartbeats_and_at_the_end(store: Path) -> None:
     run.end()
     counts = [e["count"] for e in _events(run, "error")]
     assert counts[0] == 1 and counts[-1] == 5
+
+
+@pytest.mark.usefixtures("lenient")
+def test_repeated_errors_keep_the_first_message(store: Path) -> None:
+    """The count update of an error event repeats its message, not a bare count."""
+    run = runjournal.start(store=store)
+    with pytest.warns(RunjournalWarning):
+        run.log({"acc": "x"})
+        run.log({"acc": "x"})
+    run.end()
+    messages = {e["message"] for e in _events(run, "error")}
+    assert len(messages) == 1 and "not a number" in messages.pop()
+
+
+def test_end_with_an_unknown_status_still_ends_the_run(store: Path) -> None:
+    """A typo in end(status) cannot leave the run open: it ends completed, then raises (strict)."""
+    run = runjournal.start(store=store)
+    with pytest.raises(InvalidValueError, match="'finished'"):
+        run.end("finished")
+    assert run.ended and [e["status"] for e in _events(run, "end")] == ["completed"]
+
+
+def test_resuming_under_another_name_keeps_the_name_and_says_so(store: Path) -> None:
+    """name= and experiment= of a resume do not silently rename the run."""
+    runjournal.start("exp", store=store, run_id="r", name="kept").end()
+    with pytest.warns(RunjournalWarning, match="keeps its name 'kept'"):
+        run = runjournal.start("exp", store=store, run_id="r", name="new", resume=True)
+    run.end()
+    assert run.name == "kept"

@@ -13,7 +13,10 @@ Hooks are installed once, at the first ``start()``, never at import:
 - SIGINT: the previous handler (``KeyboardInterrupt``) runs as before, only
   never in the middle of a flush of the main thread; ``sys.excepthook`` or
   the ``with`` block then records ``interrupted``;
-- ``fork``: in the child, the parent's runs are forgotten without writing.
+- ``fork``: in the child, the parent's runs refuse every call (with a warning)
+  and never write their parent's buffers or files;
+- a run started inside a ``multiprocessing`` child is ended when the child's
+  target returns, since such children leave through ``os._exit``, skipping atexit.
 """
 
 from __future__ import annotations
@@ -47,6 +50,17 @@ def register(run: Run) -> None:
     """Track a started run so that process exit, exceptions and signals end it."""
     _install_once()
     _live.append(run)
+    _end_with_multiprocessing_child(run)
+
+
+def _end_with_multiprocessing_child(run: Run) -> None:
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return  # not a multiprocessing child (and not importing it for nothing)
+    from multiprocessing import util
+
+    # Run by the child's exit path (util._exit_function) before its os._exit.
+    util.Finalize(run, run._end_from_lifecycle, args=(Status.COMPLETED, None), exitpriority=10)
 
 
 def unregister(run: Run) -> None:
@@ -138,6 +152,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _after_fork_in_child() -> None:
+    # The runs stay listed, so that runjournal.log() in the child reaches the
+    # inherited run and is refused with a warning rather than an exception.
     for run in _live:
         run._forget_after_fork()
-    _live.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -14,6 +15,7 @@ from runjournal.errors import (
     InvalidNameError,
     NoActiveRunError,
     RunInProgressError,
+    RunjournalWarning,
     RunNotFoundError,
     UnsupportedFormatError,
 )
@@ -321,6 +323,8 @@ def _resume(settings: _Settings, root: Path, params: dict[str, Any], tags: dict[
             f" {existing.process.host}); end it before resuming it",
             ref=run_id,
         )
+    _warn_if_renamed(run_id, "name", settings.name, existing.name)
+    _warn_if_renamed(run_id, "experiment", settings.experiment, existing.experiment)
     kind = Event.RESUME if existing.segment >= 0 else Event.START
     run = settings.new_run(
         run_dir,
@@ -333,6 +337,16 @@ def _resume(settings: _Settings, root: Path, params: dict[str, Any], tags: dict[
     )
     run._start_events({"event": kind, **_identity_fields(run)}, tags, params)
     return _register(run)
+
+
+def _warn_if_renamed(run_id: str, argument: str, given: str | None, kept: str | None) -> None:
+    if given is not None and kept is not None and given != kept:
+        warnings.warn(
+            f"run {run_id!r} keeps its {argument} {kept!r}; {argument}={given!r} is ignored"
+            " when resuming",
+            RunjournalWarning,
+            stacklevel=4,
+        )
 
 
 def _inspect(run_dir: Path) -> _Existing:

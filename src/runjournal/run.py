@@ -103,6 +103,7 @@ class Run:
         self._next_heartbeat = time.time() + heartbeat_interval
         self._error_counts: dict[tuple[str, str], int] = {}
         self._reported_counts: dict[tuple[str, str], int] = {}
+        self._error_messages: dict[tuple[str, str], str] = {}
         self._reported_dropped = 0
         self._fault: RunjournalError | None = None
         self._refusals: set[str] = set()
@@ -353,16 +354,18 @@ class Run:
             'completed'
         """
         if status not in Status.RECORDED:
-            self._report(
-                InvalidValueError(
-                    f"status {status!r} is not one of {sorted(Status.RECORDED)}; "
-                    "the run ends as completed",
-                    key="status",
-                    value=status,
-                ),
-                cause="invalid_status",
+            problem = InvalidValueError(
+                f"status {status!r} is not one of {sorted(Status.RECORDED)}; "
+                "the run ended as completed",
+                key="status",
+                value=status,
             )
-            status = Status.COMPLETED
+            if not self._strict:
+                self._report(problem, cause="invalid_status")
+            self._end(Status.COMPLETED, None)
+            if self._strict:
+                raise problem
+            return
         self._end(status, None)
         self._raise_fault()
 
@@ -375,7 +378,10 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._end(_status_of(exc), exc)
+        status = _status_of(exc)
+        if isinstance(exc, SystemExit) and self._exit_status != Status.COMPLETED:
+            status = self._exit_status  # sys.exit() from a SIGTERM handler: killed
+        self._end(status, exc)
         if exc is None:
             self._raise_fault()
 
@@ -441,7 +447,7 @@ class Run:
         if self._forked():
             why = (
                 f"this process was forked from {self._owner_pid}, which owns the run;"
-                " start() or attach() a run in the child"
+                " start() a run of its own in the child"
             )
         else:
             why = "the run has ended"
@@ -478,6 +484,7 @@ class Run:
         if self._writer is None:
             return
         self._reported_counts[(cause, key)] = count
+        self._error_messages.setdefault((cause, key), message)
         fields = {"cause": cause, "key": key, "message": message, "count": count}
         self._writer.queue(RUN_EVENTS, self._event_line(Event.ERROR, fields))
 
@@ -491,7 +498,7 @@ class Run:
                 if count > self._reported_counts.get(cause_key, 0)
             ]
         for (cause, key), count in grown:
-            self._queue_error(cause, key, f"{count} occurrences", count)
+            self._queue_error(cause, key, self._error_messages[(cause, key)], count)
 
     def _collect_dropped(self) -> None:
         """Count lines the hot path dropped because the buffer was over its cap."""
@@ -543,10 +550,10 @@ class Run:
         self._next_heartbeat = now + self._heartbeat_interval
         self._queue_error_counts()
         assert self._writer is not None
-        self._writer.queue(RUN_EVENTS, self._event_line(Event.HEARTBEAT, self.deadline(now)))
+        self._writer.queue(RUN_EVENTS, self._event_line(Event.HEARTBEAT, self._deadline(now)))
         self._writer.flush(only=RUN_EVENTS)
 
-    def deadline(self, now: float) -> dict[str, float]:
+    def _deadline(self, now: float) -> dict[str, float]:
         """The ``deadline`` field of a start, resume or heartbeat event written at ``now``."""
         return {"deadline": now + _HEARTBEAT_SLACK * self._heartbeat_interval}
 
@@ -561,7 +568,7 @@ class Run:
         assert self._writer is not None
         now = time.time()
         kind = start_fields.pop("event")
-        lines = [(RUN_EVENTS, self._event_line(kind, {**start_fields, **self.deadline(now)}))]
+        lines = [(RUN_EVENTS, self._event_line(kind, {**start_fields, **self._deadline(now)}))]
         changes, _ = diff_params(self._params, params)
         if changes:
             merge_params(self._params, changes)

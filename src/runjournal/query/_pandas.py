@@ -6,7 +6,8 @@ stays fast and works without it.
 Numbers stay exact: a column of numbers is ``float64`` (every int up to
 2**53 is exact in it), unless some value is an int of larger magnitude; then
 the column has dtype ``object`` and holds the Python ints and floats as
-logged, so they compare identical to what was logged.
+logged, so they compare identical to what was logged. A column of ints only
+(``params.epochs``) is the nullable ``Int64``, so 100 stays 100, not 100.0.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["load_metrics", "load_runs", "metrics_frame", "runs_frame"]
 
 _EXACT_FLOAT_INT = 2**53
 """Every int of at most this magnitude is exact as a float64."""
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def load_runs(
@@ -113,7 +115,8 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
         ("tags", [run.tags for run in records]),
     ):
         for key in sorted({key for values in per_run for key in values}):
-            columns[f"{prefix}.{key}"] = _values([values.get(key, _MISSING) for values in per_run])
+            column = [values.get(key, _MISSING) for values in per_run]
+            columns[f"{prefix}.{key}"] = _values(column, int_column=True)
     return pd.DataFrame(columns)
 
 
@@ -149,14 +152,25 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-def _values(values: list[Any]) -> pd.Series:
-    """A column of logged values: as exact as the values need, as plain as they allow."""
+def _values(values: list[Any], *, int_column: bool = False) -> pd.Series:
+    """A column of logged values: as exact as the values need, as plain as they allow.
+
+    With ``int_column``, a column of ints only is a nullable ``Int64`` (one
+    param or metric per column); the long ``value`` column stays ``float64``
+    whatever the keys, so that its dtype does not depend on the data.
+    """
     import pandas as pd
 
     present = [value for value in values if value is not _MISSING]
     if all(_is_number(value) for value in present):  # also an empty column: float64
         if any(isinstance(value, int) and abs(value) > _EXACT_FLOAT_INT for value in present):
             return pd.Series([None if v is _MISSING else v for v in values], dtype=object)
+        if (
+            int_column
+            and present
+            and all(type(v) is int and _INT64_MIN <= v <= _INT64_MAX for v in present)
+        ):
+            return pd.Series([pd.NA if v is _MISSING else v for v in values], dtype="Int64")
         return pd.Series([float("nan") if v is _MISSING else v for v in values], dtype="float64")
     if present and len(present) == len(values) and all(type(v) is bool for v in values):
         return pd.Series(values, dtype=bool)

@@ -218,7 +218,10 @@ class Store:
 
         Appends ``{"event": "end", ..., "status": status, "closed_by": {...}}``
         to the run's ``run.jsonl``. Only for a run whose process is gone: a run
-        still running on another host would then have two writers.
+        still running on another host would then have two writers. The end's
+        ``time`` is the last sign of life the run left (its last event or
+        metric line), so its duration is how long it really ran; ``closed_at``
+        says when it was closed.
 
         Raises:
             InvalidArgumentError: ``status`` is not one an end event records,
@@ -245,14 +248,16 @@ class Store:
         record = self.run(ref)
         _check_closable(record)
         me = _process.current()
+        run_dir = self._runs_dir / record.id
         append_line(
-            self._runs_dir / record.id / RUN_EVENTS,
+            run_dir / RUN_EVENTS,
             {
                 "event": "end",
-                "time": time.time(),
+                "time": _last_seen(run_dir, record),
                 "seg": max(record.segments - 1, 0),
                 "status": status,
                 "closed_by": {"host": me.host, "pid": me.pid},
+                "closed_at": time.time(),
             },
         )
         return load_run(self._runs_dir / record.id, time.time())
@@ -294,6 +299,18 @@ class Store:
         if isinstance(runs, (str, RunRecord)):
             runs = [runs]
         return [ref if isinstance(ref, RunRecord) else self.run(ref) for ref in runs]
+
+
+def _last_seen(run_dir: Path, record: RunRecord) -> float:
+    """The time of the last event or metric line a run wrote."""
+    times = [record.start_time.timestamp()]
+    times += [
+        event["time"]
+        for event in read_lines(run_dir / RUN_EVENTS).records
+        if isinstance(event.get("time"), (int, float))
+    ]
+    times += [row["time"] for row in record.history(raw=True)]
+    return max(times)
 
 
 def _run_filter(
