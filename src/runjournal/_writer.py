@@ -22,11 +22,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["AppendFile", "RunWriter", "WriteProblem", "defer_until_flushed"]
+__all__ = ["AppendFile", "RunWriter", "WriteProblem", "defer_until_flushed", "signals_wait"]
 
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _MAX_UNWRITTEN = 64 * 1024 * 1024
@@ -53,9 +53,24 @@ def defer_until_flushed(action: Callable[[], None]) -> bool:
     return False
 
 
-def _run_deferred() -> None:
-    while _deferred:
-        _deferred.pop(0)()
+@contextlib.contextmanager
+def signals_wait() -> Iterator[None]:
+    """Hold signal handlers that ask :func:`defer_until_flushed` until the block is done.
+
+    Only the main thread runs signal handlers; in other threads this does nothing.
+    """
+    global _main_flush_depth
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _main_flush_depth += 1
+    try:
+        yield
+    finally:
+        _main_flush_depth -= 1
+        if not _main_flush_depth:
+            while _deferred:
+                _deferred.pop(0)()
 
 
 class WriteProblem(NamedTuple):
@@ -147,8 +162,10 @@ class AppendFile:
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A crash tore the last line: keep it a line of its own.
-                self._unwritten[:0] = b"\n"
+                # A crash tore the last line: end it here, so it stays a line of
+                # its own (unreadable, and reported by readers) and the next
+                # line starts fresh.
+                os.write(fd, b"\n")
         except OSError:
             os.close(fd)
             raise
@@ -231,7 +248,8 @@ class RunWriter:
             self._wake.set()
         buffer = self.metric_buffer
         if len(buffer) > self.max_buffered:
-            del buffer[len(buffer) - last_line_length :]
+            # One operation from the end: the flusher only ever takes from the front.
+            del buffer[-last_line_length:]
             self.dropped_lines += 1
 
     def queue(self, file_name: str, line: bytes) -> None:
@@ -251,16 +269,8 @@ class RunWriter:
         """
         if os.getpid() != self._owner_pid:
             return None  # a forked child never writes its parent's lines
-        if threading.current_thread() is not threading.main_thread():
+        with signals_wait():
             return self._flush(only)
-        global _main_flush_depth
-        _main_flush_depth += 1
-        try:
-            return self._flush(only)
-        finally:
-            _main_flush_depth -= 1
-            if not _main_flush_depth:
-                _run_deferred()
 
     def _flush(self, only: str | None) -> WriteProblem | None:
         with self._io_lock:
@@ -338,17 +348,22 @@ class RunWriter:
             self._on_tick()
 
     def close(self) -> WriteProblem | None:
-        """Stop the flusher, flush everything, close the files; returns the first problem."""
-        self._stopping = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT)
-        problem = self.flush()
-        with self._io_lock:
-            for file in self._files.values():
-                file.close()
-        return problem
+        """Stop the flusher, flush everything, close the files; returns the first problem.
+
+        A signal that arrives meanwhile (SIGTERM, Ctrl-C) is handled once the
+        last lines are written, not while waiting for the flusher thread.
+        """
+        with signals_wait():
+            self._stopping = True
+            self._wake.set()
+            thread = self._thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(_JOIN_TIMEOUT)
+            problem = self.flush()
+            with self._io_lock:
+                for file in self._files.values():
+                    file.close()
+            return problem
 
     def unwritten_bytes(self) -> int:
         """Bytes held in memory because the file system refused them."""

@@ -104,6 +104,7 @@ class Run:
         self._error_counts: dict[tuple[str, str], int] = {}
         self._reported_counts: dict[tuple[str, str], int] = {}
         self._error_messages: dict[tuple[str, str], str] = {}
+        self._warned_causes: set[str] = set()
         self._reported_dropped = 0
         self._fault: RunjournalError | None = None
         self._refusals: set[str] = set()
@@ -533,7 +534,9 @@ class Run:
             self._refusing = True
             return
         if self._count(cause, problem.file, increment) == increment:
-            warnings.warn(f"run {self._id}: {message}", RunjournalWarning, stacklevel=2)
+            if cause not in self._warned_causes:  # one warning per cause, one event per file
+                self._warned_causes.add(cause)
+                warnings.warn(f"run {self._id}: {message}", RunjournalWarning, stacklevel=2)
             self._queue_error(cause, problem.file, message, increment)
 
     def _raise_fault(self) -> None:

@@ -132,7 +132,7 @@ def open_store(root: Path) -> Path:
 
 def _refuse_foreign_directory(root: Path) -> None:
     foreign = [p.name for p in root.iterdir() if not p.name.startswith(TEMP_PREFIX)]
-    if foreign:
+    if foreign and not (root / STORE_MARKER).exists():  # else another process just made it
         raise NotAStoreError(
             f"{root} is not empty and is not a runjournal store (no {STORE_MARKER});"
             " refusing to write into it: choose an empty or new directory",
