@@ -11,6 +11,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _runfiles import encode
 from runjournal.format import (
     INT_MAX,
     INT_MIN,
@@ -20,7 +21,6 @@ from runjournal.format import (
     encode_int,
     parse_lines,
     read_lines,
-    wrap_dict,
 )
 
 
@@ -37,19 +37,6 @@ def _same(left: Any, right: Any) -> bool:
     if isinstance(left, list):
         return len(left) == len(right) and all(map(_same, left, right))
     return bool(left == right)
-
-
-def _encode(value: Any) -> Any:
-    """What the writer stores for a plain JSON-like value (floats, ints, dicts, lists)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return encode_float(value)
-    if isinstance(value, int):
-        return encode_int(value)
-    if isinstance(value, dict):
-        return wrap_dict({key: _encode(item) for key, item in value.items()})
-    return [_encode(item) for item in value]
 
 
 json_values = st.recursive(
@@ -71,7 +58,7 @@ json_values = st.recursive(
 @given(json_values)
 def test_every_value_round_trips_through_a_strict_json_line(value: Any) -> None:
     """Any value, including NaN, infinities, huge ints and tag-like dicts, comes back identical."""
-    line = dumps_line({"v": _encode(value)})
+    line = dumps_line({"v": encode(value)})
     strict = json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
     assert _same(decode_value(strict["v"]), value)
     assert _same(decode_value(orjson.loads(line)["v"]), value)
