@@ -4,8 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_STORE := .demo-store
+# `make bench` uses its own venv: the peers it compares with never enter .venv.
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+PEERS_REQ := benchmarks/peers/requirements.txt
+BENCH_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +39,29 @@ lint: $(VENV)/.installed-dev
 test: lint
 	RUNJOURNAL_STRICT=1 $(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/bench_log.py
+$(BENCH_BIN)/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+
+# All peers at once; if that fails, one by one, so one broken install stops no other.
+$(BENCH_VENV)/.installed: pyproject.toml $(PEERS_REQ) | $(BENCH_BIN)/python
+	$(BENCH_BIN)/python -m pip install --quiet -e '.[pandas]'
+	$(BENCH_BIN)/python -m pip install --quiet -r $(PEERS_REQ) || \
+	  grep -v '^#' $(PEERS_REQ) | while read -r req; do \
+	    $(BENCH_BIN)/python -m pip install --quiet "$$req" || echo "bench: could not install $$req"; \
+	  done
+	touch $@
+
+# About 30 minutes; `make bench BENCH_ARGS="--size small --repeats 1"` for a quick look.
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python benchmarks/bench_log.py
+	$(BENCH_BIN)/python -m benchmarks.peers $(BENCH_ARGS)
+
+# The reliability suite, its figures written into docs/reliability.md (SOAK=10 for a long run).
+SOAK ?= 1
+reliability: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/reliability_report.py --soak $(SOAK)
+	$(BIN)/python benchmarks/bench_fsync.py --doc docs/reliability.md
 
 clean:
-	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_STORE) .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ def _isolated_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "RUNJOURNAL_EXPERIMENT",
         "RUNJOURNAL_RUN_ID",
         "RUNJOURNAL_MODE",
+        "RUNJOURNAL_UMASK",
     ):
         monkeypatch.delenv(name, raising=False)
     yield

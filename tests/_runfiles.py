@@ -2,12 +2,16 @@
 
 The tests of the reader must not depend on the writer, so they write the JSON
 lines themselves: a store marker, ``run.jsonl`` events, ``params.jsonl`` and
-``metrics.jsonl`` records. Values go through the format's own encoders, so NaN,
+``metrics.jsonl`` records, and the captured files ``environment.json``,
+``git.json``, ``git.patch`` and ``data.jsonl`` (defaults: the examples of
+docs/format.md). Values go through the format's own encoders, so NaN,
 infinities and big integers are tagged as on disk.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -24,6 +28,93 @@ T0 = 1795000000.0
 
 OTHER_HOST = "node-far-away.example"
 """A host name that is not this machine's, so only deadlines can tell liveness."""
+
+
+ENVIRONMENT_EXAMPLE: dict[str, Any] = {
+    "format": 1,
+    "captured_at": 1795000000.1,
+    "seg": 0,
+    "command": {
+        "argv": ["train.py", "--lr", "0.1"],
+        "script": "train.py",
+        "module": None,
+        "cwd": "/home/ada/proj",
+        "executable": "/home/ada/proj/.venv/bin/python",
+        "timezone": "UTC+01:00",
+    },
+    "python": {"version": "3.11.7", "implementation": "CPython"},
+    "platform": {"system": "Linux", "release": "6.1.0", "machine": "x86_64", "libc": "glibc 2.36"},
+    "host": {"hostname": "node042", "user": "ada"},
+    "cpu": {"model": "AMD EPYC 7763", "logical_cores": 128, "physical_cores": 64, "affinity": 16},
+    "memory": {"total_bytes": 540000000000},
+    "gpus": [
+        {
+            "index": 0,
+            "name": "NVIDIA A100-SXM4-80GB",
+            "memory_total_bytes": 85899345920,
+            "uuid": "GPU-5f1c",
+        }
+    ],
+    "cuda": {"driver_version": "550.54", "cuda_version": "12.4"},
+    "packages": {"numpy": "2.4.6", "torch": "2.13.0"},
+    "python_env": {"kind": "venv", "name": ".venv", "prefix": "/home/ada/proj/.venv"},
+    "scheduler": {
+        "kind": "slurm",
+        "job_id": "4242",
+        "array_task_id": "7",
+        "nodelist": "node[042-043]",
+        "ntasks": "8",
+    },
+    "env": {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_ID": "4242", "HF_TOKEN": "<redacted>"},
+    "notebook": None,
+    "capture_errors": [{"part": "gpus", "message": "timed out after 5.0 s"}],
+    "capture_seconds": 0.041,
+}
+"""The environment.json example of docs/format.md."""
+
+GIT_EXAMPLE: dict[str, Any] = {
+    "format": 1,
+    "status": "ok",
+    "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "branch": "main",
+    "detached": False,
+    "describe": "v0.3.1-4-g9fceb02",
+    "remotes": {"origin": "https://github.com/ada/proj.git"},
+    "dirty": False,
+    "untracked": ["notes.txt", "scratch/try.py"],
+    "untracked_truncated": False,
+    "root_name": "proj",
+}
+"""The git.json example of docs/format.md, clean (``RunFiles.git(patch=...)`` makes it dirty)."""
+
+DATA_EXAMPLE: dict[str, Any] = {
+    "time": 1795000001.2,
+    "seg": 0,
+    "name": "train",
+    "role": "input",
+    "kind": "directory",
+    "path": "/data/imagenet/train",
+    "mode": "full",
+    "algo": "sha256",
+    "hash": "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",
+    "size": 146900000000,
+    "files": 1281167,
+    "seconds": 0.8,
+}
+"""The data.jsonl example of docs/format.md."""
+
+
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``changes`` merged in object by object; None deletes a key."""
+    result = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
 
 
 def encode(value: Any) -> Any:
@@ -131,6 +222,32 @@ class RunFiles:
         stamp = T0 + step if time is None else time
         record = {"step": step, "time": stamp, "seg": seg, "m": encode_members(values)}
         return self.append(file_name, line(record))
+
+    def write(self, file_name: str, data: bytes) -> RunFiles:
+        """A written-once file, replaced whole."""
+        (self.path / file_name).write_bytes(data)
+        return self
+
+    def environment(self, changes: dict[str, Any] | None = None, *, seg: int = 0) -> RunFiles:
+        """environment.json (seg 0) or environment.<seg>.json: the format.md example + changes."""
+        document = merged(ENVIRONMENT_EXAMPLE, {"seg": seg, **(changes or {})})
+        name = "environment.json" if seg == 0 else f"environment.{seg}.json"
+        return self.write(name, orjson.dumps(document))
+
+    def git(self, changes: dict[str, Any] | None = None, *, patch: bytes | None = None) -> RunFiles:
+        """git.json (the format.md example + changes) and, given a patch, a dirty tree."""
+        document = merged(GIT_EXAMPLE, changes or {})
+        if patch is not None:
+            digest = hashlib.sha256(patch).hexdigest()
+            info = {"file": "git.patch", "bytes": len(patch), "sha256": digest}
+            document["dirty"] = True
+            document["patch"] = {**info, "truncated": False, "cap_bytes": 10485760}
+            self.write("git.patch", patch)
+        return self.write("git.json", orjson.dumps(document))
+
+    def data(self, **changes: Any) -> RunFiles:
+        """One data.jsonl line: the format.md example with these fields changed."""
+        return self.append("data.jsonl", line({**DATA_EXAMPLE, **changes}))
 
 
 class StoreFiles:

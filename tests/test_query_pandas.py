@@ -28,6 +28,9 @@ BASE_COLUMNS = [
     "end_time",
     "duration",
     "host",
+    "git.commit",
+    "git.branch",
+    "git.dirty",
 ]
 
 

@@ -90,7 +90,7 @@ def test_values_round_trip_exactly_through_the_store(store: Path) -> None:
         "val/AR@100": 0.75,
         "../../x": 1,
     }
-    with runjournal.start(store=store) as run:
+    with runjournal.start(store=store, capture=False) as run:
         run.log(values)
     assert run.dir is not None
     assert sorted(p.name for p in run.dir.iterdir()) == ["metrics.jsonl", "run.jsonl"]

@@ -20,12 +20,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runjournal import errors
-from runjournal._start import active_run, end, log, log_params, note, start, tag
+from runjournal._start import active_run, end, log, log_data, log_params, note, start, tag
 from runjournal._version import __version__
 from runjournal.errors import RunjournalError, RunjournalWarning
 from runjournal.run import Run
 
 if TYPE_CHECKING:
+    from runjournal.compare import diff
     from runjournal.query import RunRecord, Store, load_metrics, load_runs
 
 __all__ = [
@@ -36,11 +37,13 @@ __all__ = [
     "Store",
     "__version__",
     "active_run",
+    "diff",
     "end",
     "errors",
     "load_metrics",
     "load_runs",
     "log",
+    "log_data",
     "log_params",
     "note",
     "start",
@@ -56,6 +59,10 @@ def __getattr__(name: str) -> Any:
         from runjournal import query
 
         return getattr(query, name)
+    if name == "diff":
+        from runjournal.compare import diff
+
+        return diff
     raise AttributeError(f"module 'runjournal' has no attribute {name!r}")
 
 

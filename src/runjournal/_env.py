@@ -25,10 +25,24 @@ FLUSH_INTERVAL = "RUNJOURNAL_FLUSH_INTERVAL"
 HEARTBEAT_INTERVAL = "RUNJOURNAL_HEARTBEAT_INTERVAL"
 """Seconds between heartbeat events of a live run (default 60)."""
 
+UMASK = "RUNJOURNAL_UMASK"
+"""An octal umask (``002``) for what a store creates, instead of the process umask."""
+
+CAPTURE = "RUNJOURNAL_CAPTURE"
+"""``0`` turns the capture of environment and git off where ``start(capture=...)`` is not given."""
+
+CAPTURE_ENV = "RUNJOURNAL_CAPTURE_ENV"
+"""More environment variables to capture, comma-separated: ``MYLAB_`` (a prefix), ``MY_VAR``."""
+
+SECRET_WORDS = "RUNJOURNAL_SECRET_WORDS"
+"""More words that make a name secret (redacted), comma-separated: ``pin,otp``."""
+
 SCHEDULER_JOB_IDS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
 """Job ids of batch schedulers, recorded so a stale run can be checked by hand."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+BOOLEAN_WORDS = _TRUE | {"0", "false", "no", "off"}
+"""The values :func:`flag` understands, true or false."""
 
 
 def flag(name: str) -> bool:
@@ -48,3 +62,8 @@ def scheduler_job_id() -> str | None:
         if value := text(name):
             return value
     return None
+
+
+def words(name: str) -> tuple[str, ...]:
+    """The comma-separated items of the variable ``name`` (blank ones dropped)."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runjournal._recipe_text import command_line
 from runjournal._terminal import format_duration, format_time, format_value, safe, table, truncate
 from runjournal.query import RunRecord
 
 __all__ = ["render_run"]
 
 _VALUE_WIDTH = 200
+_DIGEST_WIDTH = 23  # sha256: and 16 hex digits: enough to tell hashes apart at a glance
 _INDENT = "  "
 
 
@@ -29,11 +31,13 @@ def render_run(record: RunRecord) -> str:
         params
           lr  0.1
     """
-    _ = record.summary  # read the metrics first, so the header counts their skipped lines too
+    # Read the metrics and captured files first, so the header counts their problems too.
+    _ = record.summary, record.environment, record.git, record.data
     sections: list[Callable[[RunRecord], str | None]] = [
         _header,
         _params,
         _metrics,
+        _data,
         _tags,
         _notes,
         _errors,
@@ -64,11 +68,44 @@ def _header(record: RunRecord) -> str:
         ["end", format_time(record.end_time, seconds=True)],
         ["duration", format_duration(record.duration)],
         ["segments", str(record.segments)],
+        *_code_rows(record),
         ["logging errors", f"{error_count} (see below)" if error_count else "0"],
     ]
     if record.skipped:
         rows.append(["problems", f"{len(record.skipped)} (see below)"])
     return table(rows)
+
+
+def _code_rows(record: RunRecord) -> list[list[str]]:
+    """``git`` and ``command`` rows, for a run that recorded them."""
+    rows = []
+    git = record.git
+    if git is not None:
+        if git.commit:
+            state = "dirty" if git.dirty else "clean" if git.dirty is not None else ""
+            where = safe(git.branch) if git.branch else "detached"
+            rows.append(["git", " ".join(p for p in (git.commit[:12], where, state) if p)])
+        else:
+            rows.append(["git", safe(git.status or "-")])
+    line = command_line(record.command)
+    if line is not None:
+        rows.append(["command", truncate(line, _VALUE_WIDTH)])
+    return rows
+
+
+def _data(record: RunRecord) -> str | None:
+    if not record.data:
+        return None
+    rows = [
+        [
+            safe(data.name),
+            safe(data.role or "-"),
+            safe(data.digest or "-")[:_DIGEST_WIDTH],
+            safe(data.path or data.kind or "-"),
+        ]
+        for data in record.data_by_name.values()
+    ]
+    return _section("data", table(rows, header=["name", "role", "hash", "path"]))
 
 
 def _params(record: RunRecord) -> str | None:

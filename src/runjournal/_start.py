@@ -7,7 +7,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from runjournal import _env, _lifecycle, _process
 from runjournal.errors import (
@@ -42,7 +42,12 @@ from runjournal.store import (
 from runjournal.typing import Metrics, Params, PathLike
 from runjournal.values import check_run_id, coerce_params, merge_params
 
-__all__ = ["active_run", "end", "log", "log_params", "note", "start", "tag"]
+if TYPE_CHECKING:
+    from runjournal.capture._options import CaptureOptions
+    from runjournal.capture.data import DataRecord
+    from runjournal.capture.git import GitCapture
+
+__all__ = ["active_run", "end", "log", "log_data", "log_params", "note", "start", "tag"]
 
 Mode = Literal["online", "disabled"]
 Durability = Literal["buffered", "fsync"]
@@ -67,6 +72,8 @@ def start(
     flush_interval: float | None = None,
     heartbeat_interval: float | None = None,
     durability: Durability = "buffered",
+    capture: bool | Mapping[str, Any] | CaptureOptions | None = None,
+    require_clean_git: bool = False,
 ) -> Run:
     """Start a run (or resume one) and make it the active run.
 
@@ -90,6 +97,13 @@ def start(
         flush_interval: Seconds between background writes (default 1).
         heartbeat_interval: Seconds between heartbeat events (default 60).
         durability: ``"fsync"`` makes every flush durable against power loss.
+        capture: What to record of the environment and the code (``docs/capture.md``):
+            True (every part), False (none), or a mapping of options such as
+            ``{"git": False, "env_allow": ["MYLAB_"], "timeout": 2.0}``
+            (default ``RUNJOURNAL_CAPTURE``, else True). Capture never fails
+            the run: a part that fails is recorded, with a warning.
+        require_clean_git: Refuse to start when tracked files differ from the
+            git ``HEAD`` (or there is no git state to check).
 
     Raises:
         InvalidArgumentError: an argument is not valid.
@@ -98,6 +112,8 @@ def start(
         RunExistsError: ``run_id`` exists and ``resume`` was not asked for.
         RunNotFoundError: ``resume=True`` and the run does not exist.
         RunInProgressError: the run to resume is still running on this host.
+        GitStateError: ``require_clean_git`` and the working tree is dirty;
+            raised before anything is written.
 
     Example:
         >>> import runjournal
@@ -118,15 +134,18 @@ def start(
         heartbeat_interval=heartbeat_interval,
         durability=durability,
     )
+    options = _capture_options(capture, require_clean_git)
+    settings = settings._replace(secret_words=_secret_words(options))
     coerced_params = coerce_params(params) if params is not None else {}
     coerced_tags = coerce_tags(_check_mapping("tags", tags)) if tags is not None else {}
     if settings.mode == "disabled":
         return _register(settings.new_run(None, settings.run_id or new_run_id(), segment=0))
+    git = _check_clean_git(options) if require_clean_git else None
     root = init_store(find_store(store))
     if settings.run_id is not None and (root / RUNS_DIR / settings.run_id).is_dir():
         if not settings.resume:
             create_run_dir(root, settings.run_id)  # raises RunExistsError with the advice
-        return _resume(settings, root, coerced_params, coerced_tags)
+        return _capture(_resume(settings, root, coerced_params, coerced_tags), options, git)
     if settings.resume is True:
         raise RunNotFoundError(
             f"cannot resume run {settings.run_id!r}: it does not exist in {root}"
@@ -136,7 +155,7 @@ def start(
     run_id, run_dir = create_run_dir(root, settings.run_id)
     run = settings.new_run(run_dir, run_id, segment=0)
     run._start_events({"event": Event.START, **_identity_fields(run)}, coerced_tags, coerced_params)
-    return _register(run)
+    return _capture(_register(run), options, git)
 
 
 class _Settings(NamedTuple):
@@ -151,6 +170,7 @@ class _Settings(NamedTuple):
     flush_interval: float
     heartbeat_interval: float
     fsync: bool
+    secret_words: frozenset[str] = frozenset()
 
     @classmethod
     def check(
@@ -224,7 +244,45 @@ class _Settings(NamedTuple):
             flush_interval=self.flush_interval,
             heartbeat_interval=self.heartbeat_interval,
             fsync=self.fsync,
+            secret_words=self.secret_words,
         )
+
+
+def _capture_options(capture: object, require_clean_git: object) -> CaptureOptions | None:
+    """Check ``capture`` and ``require_clean_git``; the capture options, None when off."""
+    from runjournal.capture._options import resolve_capture
+
+    _check_choice("require_clean_git", require_clean_git, (False, True))
+    return resolve_capture(capture)
+
+
+def _secret_words(options: CaptureOptions | None) -> frozenset[str]:
+    """The user's extra secret words, for params and tags even when capture is off."""
+    from runjournal.capture._options import CaptureOptions
+    from runjournal.capture._redact import normalize_words
+
+    return normalize_words((options or CaptureOptions()).all_secret_words())
+
+
+def _check_clean_git(options: CaptureOptions | None) -> GitCapture:
+    """For ``require_clean_git``: raises GitStateError before anything is written."""
+    from runjournal.capture._options import CaptureOptions
+    from runjournal.capture._record import check_clean_git
+
+    return check_clean_git(options or CaptureOptions())
+
+
+def _capture(run: Run, options: CaptureOptions | None, git: GitCapture | None) -> Run:
+    """Capture the environment and git state into the run's directory; never raises.
+
+    A part that failed becomes an ``error`` event (cause ``capture_error``) and
+    one warning, which points at the caller of ``start()``.
+    """
+    if options is not None and run.dir is not None:
+        from runjournal.capture._record import capture_run
+
+        run._record_capture_errors(capture_run(run.dir, run.segment, options, git=git))
+    return run
 
 
 def _check_choice(argument: str, value: object, choices: tuple[object, ...]) -> None:
@@ -241,13 +299,22 @@ def _check_choice(argument: str, value: object, choices: tuple[object, ...]) -> 
 def _optional_text(argument: str, value: object, default: str | None) -> str | None:
     if value is None:
         return default
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or not _is_utf8(value):
         raise InvalidArgumentError(
-            f"{argument}={value!r} is not valid; give a non-empty string or None",
+            f"{argument}={value!r} is not valid; give a non-empty string (that UTF-8 can"
+            " hold: no lone surrogates) or None",
             argument=argument,
             value=value,
         )
     return value
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _seconds(argument: str, value: object, variable: str, default: float) -> float:
@@ -473,6 +540,26 @@ def note(text: str) -> None:
         ...     runjournal.note("first try with warm-up")
     """
     _active("note").note(text)
+
+
+def log_data(
+    name: str,
+    source: PathLike | Any,
+    *,
+    role: str = "input",
+    mode: str = "full",
+    algo: str = "sha256",
+) -> DataRecord | None:
+    r""":meth:`Run.log_data` on the active run.
+
+    Example:
+        >>> import pathlib, runjournal
+        >>> _ = pathlib.Path("vocab.txt").write_text("a\nb\n")
+        >>> with runjournal.start():
+        ...     print(runjournal.log_data("vocab", "vocab.txt").hash[:16])
+        911169ddaaf146af
+    """
+    return _active("log_data").log_data(name, source, role=role, mode=mode, algo=algo)
 
 
 def end(status: str = Status.COMPLETED) -> None:

@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from runjournal._permissions import open_file
+
 __all__ = ["AppendFile", "RunWriter", "WriteProblem", "defer_until_flushed", "signals_wait"]
 
-_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 _MAX_UNWRITTEN = 64 * 1024 * 1024
 _CHUNK_BYTES = 1 << 20
 _JOIN_TIMEOUT = 5.0
@@ -110,24 +112,33 @@ class AppendFile:
     def write(self, chunk: bytes | bytearray) -> WriteProblem | None:
         """Append ``chunk`` (whole lines) after any bytes still unwritten.
 
+        The unwritten bytes are retried first; only while they still cannot be
+        written does the memory cap apply to ``chunk`` (kept, or dropped whole
+        and counted), so once space is back nothing new is dropped.
+
         Returns:
             None on success; otherwise what went wrong. Unwritten bytes are
             kept for the next call unless the memory cap forced a drop.
         """
-        dropped = 0
         if self._unwritten:
-            if len(self._unwritten) + len(chunk) > self._max_unwritten:
-                dropped = chunk.count(b"\n")
-            else:
-                self._unwritten += chunk
-            chunk = self._unwritten
+            try:
+                self._write_all(self._unwritten)
+            except OSError as error:
+                dropped = 0
+                if len(self._unwritten) - self._written + len(chunk) > self._max_unwritten:
+                    dropped = chunk.count(b"\n")
+                else:
+                    self._unwritten += chunk
+                return WriteProblem(self.path.name, error, dropped)
+            finally:
+                self._keep_unwritten(self._unwritten)
         try:
             self._write_all(chunk)
         except OSError as error:
-            return WriteProblem(self.path.name, error, dropped)
+            return WriteProblem(self.path.name, error)
         finally:
             self._keep_unwritten(chunk)
-        return WriteProblem(self.path.name, None, dropped) if dropped else None
+        return None
 
     def _write_all(self, chunk: bytes | bytearray) -> None:
         """Write all of ``chunk``; on failure, what was written is not written again."""
@@ -158,9 +169,11 @@ class AppendFile:
         return self._fd
 
     def _open(self) -> int:
-        fd = os.open(self.path, _OPEN_FLAGS, 0o666)
+        fd = open_file(self.path, _OPEN_FLAGS)
         try:
-            size = os.fstat(fd).st_size
+            # Where O_APPEND is not honoured (some FUSE file systems), writes go
+            # to the file offset: start at the end, never over the first lines.
+            size = os.lseek(fd, 0, os.SEEK_END)
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 # A crash tore the last line: end it here, so it stays a line of
                 # its own (unreadable, and reported by readers) and the next
@@ -219,6 +232,7 @@ class RunWriter:
         self._flush_bytes = flush_bytes
         self.max_buffered = max_buffered
         self.dropped_lines = 0
+        self._drop_lock = threading.Lock()
         self._metrics_file = file_names[0]
         self._files = {name: AppendFile(run_dir / name, fsync=fsync) for name in file_names}
         self._event_lines: dict[str, list[bytes]] = {name: [] for name in file_names[1:]}
@@ -237,20 +251,23 @@ class RunWriter:
         self._thread.daemon = True
         self._thread.start()
 
-    def buffer_full(self, last_line_length: int) -> None:
-        """Called by the hot path once the buffer holds ``wake_bytes``.
+    def buffer_full(self) -> bool:
+        """Called by the hot path, before it adds a line, once the buffer holds ``wake_bytes``.
 
-        Wakes the flusher, and past ``max_buffered`` drops the line just added,
-        counting it, so memory stays bounded when the disk cannot keep up.
+        Wakes the flusher. Past ``max_buffered`` the line must not be added:
+        returns True and counts it as dropped, so memory stays bounded when the
+        disk cannot keep up. (Deciding before the line is added, never removing
+        it afterwards: a line taken back from the end could be another
+        thread's, or already written by the flusher.)
         """
         if self.wake_bytes < self.max_buffered:
             self.wake_bytes = self.max_buffered  # one wake-up per flush is enough
             self._wake.set()
-        buffer = self.metric_buffer
-        if len(buffer) > self.max_buffered:
-            # One operation from the end: the flusher only ever takes from the front.
-            del buffer[-last_line_length:]
+        if len(self.metric_buffer) < self.max_buffered:
+            return False
+        with self._drop_lock:  # threads dropping at once must all be counted
             self.dropped_lines += 1
+        return True
 
     def queue(self, file_name: str, line: bytes) -> None:
         """Queue a line for ``file_name``, written at the next flush."""
@@ -347,8 +364,14 @@ class RunWriter:
             self.flush()
             self._on_tick()
 
-    def close(self) -> WriteProblem | None:
+    def close(self, last: tuple[str, bytes] | None = None) -> WriteProblem | None:
         """Stop the flusher, flush everything, close the files; returns the first problem.
+
+        Args:
+            last: A final line for a file (the run's end event), queued only
+                once no flush is in progress, so that it is written after every
+                line logged before this call: a run that reads as ended never
+                misses one of them.
 
         A signal that arrives meanwhile (SIGTERM, Ctrl-C) is handled once the
         last lines are written, not while waiting for the flusher thread.
@@ -359,8 +382,10 @@ class RunWriter:
             thread = self._thread
             if thread is not None and thread is not threading.current_thread():
                 thread.join(_JOIN_TIMEOUT)
-            problem = self.flush()
-            with self._io_lock:
+            with self._io_lock:  # a flush still in progress (a slow disk) has finished
+                if last is not None:
+                    self.queue(*last)
+                problem = self.flush()
                 for file in self._files.values():
                     file.close()
             return problem
@@ -373,6 +398,7 @@ class RunWriter:
         """In a forked child: drop the parent's buffers and descriptors, never write them."""
         self.lock = threading.RLock()
         self._io_lock = threading.RLock()
+        self._drop_lock = threading.Lock()
         self.metric_buffer.clear()
         self._event_lines = {name: [] for name in self._event_lines}
         for file in self._files.values():

@@ -1,7 +1,10 @@
 """The ``runjournal`` command line, a thin layer over :mod:`runjournal.query`.
 
-Commands: ``ls`` lists runs, ``show`` prints everything about one run and
-``close`` records the end of a run that died without one. ``docs/cli.md``
+Commands: ``ls`` lists runs, ``show`` prints everything about one run (or,
+with ``--reproduce``, the recipe to run it again), ``close`` records the end
+of a run that died without one, ``diff`` shows what differs between two runs,
+``verify-data`` checks that a run's data is unchanged and ``export`` writes
+runs and metric history to Parquet or CSV. ``docs/cli.md``
 describes each with examples. Problems the user can fix are printed as
 ``runjournal: error: <message>`` with exit code 1; a wrong command line exits
 with code 2; output cut short by a closed pipe (``runjournal ls | head``)
@@ -23,6 +26,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from runjournal import _cli_compare, _cli_doctor, _cli_query
 from runjournal._terminal import (
     format_duration,
     format_number,
@@ -34,8 +38,9 @@ from runjournal._terminal import (
 from runjournal._version import __version__
 from runjournal.errors import RunjournalError, RunjournalWarning
 from runjournal.format import Status
-from runjournal.query import STATUSES, RunRecord, Store, sort_runs
+from runjournal.query import STATUSES, Store
 from runjournal.query._json import dumps_tagged
+from runjournal.query._view import RunView
 
 __all__ = ["build_parser", "main"]
 
@@ -44,7 +49,8 @@ _SORT_PREFIXES = ("metrics.", "params.", "tags.")
 _LS_METRIC_COLUMNS = 3
 _NAME_WIDTH, _EXPERIMENT_WIDTH, _METRIC_WIDTH = 32, 24, 20
 
-Handler = Callable[[Store, argparse.Namespace], str]
+Handler = Callable[[Store, argparse.Namespace], str | tuple[str, int]]
+"""A command: its output, or its output and exit code."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunjournalWarning)
         try:
-            output = handler(Store(args.store), args)
+            result = handler(Store(args.store), args)
         except RunjournalError as error:
             _report_warnings(caught)
             print(f"runjournal: error: {safe(str(error))}", file=sys.stderr)
@@ -76,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     _report_warnings(caught)
-    return _write(output)
+    output, code = result if isinstance(result, tuple) else (result, 0)
+    return _write(output) or code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_close(
         commands.add_parser("close", parents=[store_option], help="record the end of a dead run")
     )
+    _cli_compare.add_diff(
+        commands.add_parser("diff", parents=[store_option], help="what differs between two runs")
+    )
+    _cli_compare.add_verify_data(
+        commands.add_parser(
+            "verify-data", parents=[store_option], help="check that a run's data is unchanged"
+        )
+    )
+    _cli_doctor.add_doctor(
+        commands.add_parser(
+            "doctor", parents=[store_option], help="find damage in the store; --fix moves it aside"
+        )
+    )
+    _cli_query.add_export(
+        commands.add_parser(
+            "export", parents=[store_option], help="write runs and history to Parquet or CSV"
+        )
+    )
     return parser
 
 
@@ -129,6 +154,7 @@ def _add_ls(parser: argparse.ArgumentParser) -> None:
         " metrics.<name>, params.<name> or tags.<name> (ascending); missing values last",
     )
     parser.add_argument("--reverse", "-r", action="store_true", help="reverse the order")
+    _cli_query.add_query_options(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON array of run records")
     parser.set_defaults(handler=_ls)
 
@@ -137,6 +163,7 @@ def _add_show(parser: argparse.ArgumentParser) -> None:
     parser.description = "Print everything about one run."
     parser.add_argument("ref", metavar="RUN", help="a run id, a unique id prefix or a run name")
     parser.add_argument("--json", action="store_true", help="print the run record as JSON")
+    _cli_compare.add_reproduce_options(parser)
     parser.set_defaults(handler=_show)
 
 
@@ -189,12 +216,14 @@ def _sort_column(text: str) -> str:
 
 
 def _ls(store: Store, args: argparse.Namespace) -> str:
-    records = store.runs(experiment=args.experiment, status=args.status)
     column = "start_time" if args.sort == "start" else args.sort
     descending = (args.sort == "start") != args.reverse  # newest first by default
-    records = sort_runs(records, column, descending=descending)[: args.limit]
+    sort = f"-{column}" if descending else column
+    records = _cli_query.listed_views(store, args, sort=sort, limit=args.limit, metrics=True)
     if args.json:
-        return dumps_tagged([record.model_dump() for record in records])
+        # Without the environment: a few hundred packages per run is for `show --json`.
+        dumped = [view.record().model_dump(exclude={"environment"}) for view in records]
+        return dumps_tagged(dumped)
     if not records:
         return f"no runs in {store.path}"
     keys = _common_metric_keys(records)
@@ -204,7 +233,7 @@ def _ls(store: Store, args: argparse.Namespace) -> str:
     return table(rows, header=header, numeric=len(keys) + 1)
 
 
-def _ls_row(record: RunRecord, keys: list[str]) -> list[str]:
+def _ls_row(record: RunView, keys: list[str]) -> list[str]:
     metrics = record.metrics
     return [
         record.id,
@@ -217,7 +246,7 @@ def _ls_row(record: RunRecord, keys: list[str]) -> list[str]:
     ]
 
 
-def _common_metric_keys(records: list[RunRecord]) -> list[str]:
+def _common_metric_keys(records: list[RunView]) -> list[str]:
     """The metric keys most runs have, at most a few, most common first."""
     counts = Counter(key for record in records for key in record.metrics)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -225,6 +254,8 @@ def _common_metric_keys(records: list[RunRecord]) -> list[str]:
 
 
 def _show(store: Store, args: argparse.Namespace) -> str:
+    if args.reproduce or args.requirements:
+        return _cli_compare.reproduce_output(store, args)
     record = store.run(args.ref)
     if args.json:
         return dumps_tagged(record.model_dump())

@@ -22,6 +22,9 @@ The tree::
     ├── InvalidNameError   (ValueError)  a metric, param, tag or run-id name
     ├── InvalidValueError  (TypeError)   a value that cannot be logged
     ├── InvalidArgumentError (ValueError) a bad argument to start(), Store, ...
+    ├── GitStateError                 start(require_clean_git=True) on a dirty or unknown tree
+    ├── DataError          (ValueError)  data that log_data cannot hash (OSError inside)
+    ├── FilterError        (ValueError)  a filter expression that does not parse
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
     RunjournalWarning (UserWarning)   a problem that was handled and recorded
@@ -44,6 +47,9 @@ from typing import Any
 
 __all__ = [
     "AmbiguousRunError",
+    "DataError",
+    "FilterError",
+    "GitStateError",
     "InvalidArgumentError",
     "InvalidNameError",
     "InvalidValueError",
@@ -188,6 +194,68 @@ class InvalidArgumentError(RunjournalError, ValueError):
         super().__init__(message)
         self.argument = argument
         self.value = value
+
+
+class DataError(RunjournalError, ValueError):
+    """Data given to ``log_data`` cannot be hashed.
+
+    The path is missing or unreadable, the source is not a file, a directory
+    or a pandas DataFrame, or the mode or algorithm is not valid. When the
+    file system refused a read, the ``OSError`` is the ``__cause__``.
+
+    Attributes:
+        name: The data name given to ``log_data`` (None from ``hash_data``).
+        path: The file or directory concerned, if any.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.path = path
+
+
+class FilterError(RunjournalError, ValueError):
+    """A filter expression (``where="params.lr > 0.01"``) that does not parse.
+
+    The message says what was expected and shows the expression with a caret
+    under the column of the problem.
+
+    Attributes:
+        expression: The expression given.
+        position: The 1-based column of the problem (one past the end for a
+            missing part).
+        reason: What was wrong, without the expression.
+
+    Example:
+        >>> print(FilterError("expected a value, found the end", expression="lr >", position=5))
+        expected a value, found the end at column 5
+          lr >
+              ^
+    """
+
+    def __init__(self, message: str, *, expression: str, position: int) -> None:
+        shown = expression.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+        super().__init__(f"{message} at column {position}\n  {shown}\n  {' ' * (position - 1)}^")
+        self.expression = expression
+        self.position = position
+        self.reason = message
+
+
+class GitStateError(RunjournalError):
+    """``start(require_clean_git=True)`` found uncommitted changes, or no git state to check.
+
+    Raised before the run directory is created, so nothing is written.
+
+    Attributes:
+        status: The git status found: ``ok`` or ``no_commits`` (then the tree
+            is dirty), ``not_a_repo``, ``no_git`` or ``error``.
+        dirty_files: The tracked files that differ from ``HEAD``, as git names them.
+    """
+
+    def __init__(self, message: str, *, status: str, dirty_files: list[str]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.dirty_files = dirty_files
 
 
 class MissingDependencyError(RunjournalError, ImportError):

@@ -16,10 +16,10 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,24 +34,29 @@ from runjournal.errors import (
     StoreWriteError,
 )
 from runjournal.format import (
-    INT_MAX,
-    INT_MIN,
     METRICS,
     PARAMS,
     RUN_EVENTS,
     Event,
     Status,
     dumps_line,
-    encode_float,
+    encode_int,
 )
 from runjournal.typing import Metrics, Params
 from runjournal.values import (
     check_name,
+    check_text,
     coerce_metrics,
     coerce_params_each,
     diff_params,
     merge_params,
+    short_repr,
+    storable_text,
 )
+
+if TYPE_CHECKING:
+    from runjournal.capture.data import DataRecord
+    from runjournal.typing import PathLike
 
 __all__ = ["Run"]
 
@@ -59,7 +64,40 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 _PLAIN = frozenset({float, int})
 _dumps = orjson.dumps
 _now = time.time
-_FILES = (METRICS, RUN_EVENTS, PARAMS)
+_DATA = "data.jsonl"  # capture.data.DATA_FILE, not imported: hashing loads on first use
+_FILES = (METRICS, RUN_EVENTS, PARAMS, _DATA)
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
+"""Steps are signed 64-bit integers, the range readers accept."""
+
+
+class _NoStepLeft:
+    """The automatic steps after the largest step: there is none, so each call is refused."""
+
+    def __iter__(self) -> _NoStepLeft:
+        return self
+
+    def __next__(self) -> int:
+        raise InvalidValueError(
+            f"no step follows step {_STEP_MAX}, the largest; pass step= explicitly",
+            key="step",
+            value=None,
+        )
+
+
+_NO_STEP_LEFT = _NoStepLeft()
+
+
+def _steps_from(first: int) -> Iterator[int]:
+    """The automatic steps from ``first`` on, up to the largest step and no further.
+
+    As cheap per step as ``itertools.count`` (both are C iterators), and as
+    safe for threads logging at once: each ``next()`` is one call under the GIL.
+    """
+    if first > _STEP_MAX:
+        return _NO_STEP_LEFT
+    return itertools.chain(range(first, _STEP_MAX), (_STEP_MAX,), _NO_STEP_LEFT)
+
+
 _HEARTBEAT_SLACK = 2.5
 """A heartbeat's deadline is this many intervals after it: one late beat is not death."""
 
@@ -90,13 +128,14 @@ class Run:
         flush_interval: float,
         heartbeat_interval: float,
         fsync: bool,
+        secret_words: frozenset[str] = frozenset(),
     ) -> None:
         self._id = run_id
         self._name = name
         self._experiment = experiment
         self._dir = run_dir
         self._seg = segment
-        self._steps = itertools.count(next_step)
+        self._steps = _steps_from(next_step)
         self._params = params
         self._strict = strict
         self._heartbeat_interval = heartbeat_interval
@@ -111,6 +150,7 @@ class Run:
         self._ended = False
         self._exit_status = Status.COMPLETED
         self._owner_pid = os.getpid()
+        self._secret_words = secret_words  # extra words for the redaction of params and tags
         self._writer: RunWriter | None = None
         if run_dir is not None:
             self._writer = RunWriter(
@@ -184,11 +224,17 @@ class Run:
         # The fast path: a dict of plain floats and ints goes to orjson untouched.
         plain = type(metrics) is dict and _PLAIN.issuperset(map(type, metrics.values()))
         if step is None:
-            step = next(self._steps)  # atomic: threads logging at once get distinct steps
-        elif type(step) is int:
-            self._steps = itertools.count(step + 1)
+            try:
+                step = next(self._steps)  # atomic: threads logging at once get distinct steps
+            except InvalidValueError as problem:  # no step after the largest (costs nothing else)
+                self._report(problem)
+                return
+        elif type(step) is int and _STEP_MIN <= step <= _STEP_MAX:
+            self._steps = _steps_from(step + 1)
         elif (step := self._checked_step(step)) is None:
             return
+        else:
+            self._steps = _steps_from(step + 1)
         record = {"step": step, "time": _now(), "seg": self._seg, "m": metrics}
         line = None
         if plain and "" not in metrics:
@@ -201,15 +247,19 @@ class Run:
                     line = None  # NaN or infinity, which orjson writes as null
         if line is None and (line := self._encode_slowly(record)) is None:
             return
+        writer = self._writer
+        if len(self._buffer) >= writer.wake_bytes and writer.buffer_full():  # type: ignore[union-attr]
+            return  # dropped (and counted): the disk cannot keep up
         buffer = self._buffer
         buffer += line
-        writer = self._writer
-        if len(buffer) >= writer.wake_bytes:  # type: ignore[union-attr]
-            writer.buffer_full(len(line))  # type: ignore[union-attr]
 
     def _encode_slowly(self, record: dict[str, Any]) -> bytes | None:
         """Coerce every value, report the ones that cannot be logged, encode the rest."""
-        values, problems = coerce_metrics(record["m"])
+        try:
+            values, problems = coerce_metrics(record["m"])
+        except InvalidValueError as problem:  # not a mapping at all
+            self._report(problem)
+            return None
         self._report_all(problems)
         try:
             return dumps_line({**record, "m": values}) if values else None
@@ -229,12 +279,12 @@ class Run:
             if isinstance(step, bool):
                 raise TypeError("bool is not a step")
             value = operator.index(step)  # type: ignore[arg-type]
-            if not INT_MIN <= value <= INT_MAX:
-                raise ValueError("outside the 64-bit range")
-        except (TypeError, ValueError) as error:
+            if not _STEP_MIN <= value <= _STEP_MAX:
+                raise ValueError("outside the signed 64-bit range")
+        except Exception as error:  # __index__ is the caller's code: whatever it raises
             self._report(
                 InvalidValueError(
-                    f"step {step!r} is not valid ({error}); steps are integers",
+                    f"step {short_repr(step)} is not valid ({error}); steps are integers",
                     key="step",
                     value=step,
                 )
@@ -266,6 +316,7 @@ class Run:
         except InvalidValueError as problem:
             coerced, problems = {}, [problem]
         self._report_all(problems, cause="invalid_param")
+        coerced = self._redacted(coerced)
         with self._lock:
             changes, changed = diff_params(self._params, coerced)
             merge_params(self._params, changes)
@@ -280,6 +331,61 @@ class Run:
             record = {"time": time.time(), "seg": self._seg, "params": changes}
             self._write_now(PARAMS, dumps_line(record))
 
+    def log_data(
+        self,
+        name: str,
+        source: PathLike | Any,
+        *,
+        role: str = "input",
+        mode: str = "full",
+        algo: str = "sha256",
+    ) -> DataRecord | None:
+        r"""Hash a file, a directory or a DataFrame and record it in ``data.jsonl`` at once.
+
+        Hashes are cached in the store by path, size, mtime, ctime and inode,
+        so logging unchanged data again costs only its ``stat`` calls. See
+        ``docs/data.md`` for the modes and what the hash covers.
+
+        Args:
+            name: What to call the data (``train``, ``tokenizer``...).
+            source: A path to a file or a directory, or a pandas DataFrame.
+            role: ``input`` (default), ``output`` or any role you name.
+            mode: ``full`` (every byte), ``sample`` (size plus 1 MiB at the
+                head, middle and tail of each file) or ``stat`` (sizes and
+                mtimes only).
+            algo: A hashlib algorithm (default ``sha256``).
+
+        Returns:
+            The record written; None when the data could not be hashed (with a
+            warning and an ``error`` event, or raised in a strict run), and for
+            a disabled run, which hashes nothing.
+
+        Example:
+            >>> import pathlib, runjournal
+            >>> _ = pathlib.Path("train.csv").write_text("x,y\n1,2\n")
+            >>> with runjournal.start() as run:
+            ...     record = run.log_data("train", "train.csv")
+            >>> record.name, record.kind, record.size, len(record.hash)
+            ('train', 'file', 8, 64)
+        """
+        if self._refusing:
+            self._refuse("log_data")
+            return None
+        from runjournal.capture.data import data_record
+        from runjournal.errors import DataError
+
+        assert self._dir is not None
+        store = self._dir.parent.parent
+        try:
+            record = data_record(
+                name, source, role=role, mode=mode, algo=algo, seg=self._seg, store=store
+            )
+        except DataError as problem:
+            self._report(problem, cause="invalid_data")
+            return None
+        self._write_now(_DATA, dumps_line(record.to_json()))
+        return record
+
     def tag(self, tags: Mapping[str, Any] | None = None, /, **more: Any) -> None:
         """Set tags: short key/values (str, number or bool) to find runs by.
 
@@ -293,13 +399,26 @@ class Run:
             self._refuse("tag")
             return
         clean: dict[str, Any] = {}
-        for key, value in {**(tags or {}), **more}.items():
+        try:
+            given = {**(tags or {}), **more}
+        except Exception as error:  # not a mapping, or its own code failed
+            given = {}
+            self._report(
+                InvalidValueError(
+                    f"tag() takes a mapping of names to values, not a {type(tags).__name__}"
+                    f" ({type(error).__name__}: {error})",
+                    key="",
+                    value=tags,
+                ),
+                cause="invalid_tag",
+            )
+        for key, value in given.items():
             try:
                 clean[check_name(key, "tag")] = _tag_value(key, value)
             except (InvalidNameError, InvalidValueError) as problem:
                 self._report(problem, cause="invalid_tag")
         if clean:
-            self._event(Event.TAGS, tags=clean)
+            self._event(Event.TAGS, tags=self._redacted(clean))
 
     def note(self, text: str) -> None:
         """Record a free-text observation, with the time it was made.
@@ -312,13 +431,14 @@ class Run:
         if self._refusing:
             self._refuse("note")
             return
-        if not isinstance(text, str):
-            self._report(
-                InvalidValueError(
+        try:
+            if not isinstance(text, str):
+                raise InvalidValueError(
                     f"a note is text, not a {type(text).__name__}", key="note", value=text
-                ),
-                cause="invalid_note",
-            )
+                )
+            check_text(text, "note", key="note")
+        except InvalidValueError as problem:
+            self._report(problem, cause="invalid_note")
             return
         self._event(Event.NOTE, text=text)
 
@@ -354,9 +474,9 @@ class Run:
             >>> runjournal.Store().run(run.id).status
             'completed'
         """
-        if status not in Status.RECORDED:
+        if not isinstance(status, str) or status not in Status.RECORDED:
             problem = InvalidValueError(
-                f"status {status!r} is not one of {sorted(Status.RECORDED)}; "
+                f"status {short_repr(status)} is not one of {sorted(Status.RECORDED)}; "
                 "the run ended as completed",
                 key="status",
                 value=status,
@@ -401,8 +521,7 @@ class Run:
         fields: dict[str, Any] = {"status": status}
         if exc is not None and status != Status.COMPLETED:
             fields["exception"] = _describe(exc)
-        self._writer.queue(RUN_EVENTS, self._event_line(Event.END, fields))
-        self._writer.close()
+        self._writer.close(last=(RUN_EVENTS, self._event_line(Event.END, fields)))
 
     def _end_from_lifecycle(self, status: str, exc: BaseException | None) -> None:
         """End at process exit, on an uncaught exception or a signal; never raises."""
@@ -470,13 +589,38 @@ class Run:
             raise problem
         if cause is None:
             cause = "invalid_name" if isinstance(problem, InvalidNameError) else "invalid_value"
-        key = str(getattr(problem, "key", None) or getattr(problem, "name", ""))
-        if self._count(cause, key, 1) == 1:
-            warnings.warn(f"run {self._id}: {problem}", RunjournalWarning, stacklevel=4)
-            self._queue_error(cause, key, str(problem), 1)
+        key = _problem_key(problem)
+        message = str(problem)
+        if self._count(cause, key, 1, message) == 1:
+            message = self._disclosable(key, message)
+            warnings.warn(f"run {self._id}: {message}", RunjournalWarning, stacklevel=4)
+            self._queue_error(cause, key, message, 1)
 
-    def _count(self, cause: str, key: str, increment: int) -> int:
+    def _disclosable(self, key: str, message: str) -> str:
+        """A problem's message fit for the run's files: it never quotes a secret value.
+
+        Messages quote the value that was refused; under a name that marks a
+        secret (``api_key``) that value is left out, and anything else that
+        looks like a credential is redacted as in params.
+        """
+        try:
+            from runjournal.capture._redact import is_secret_name, redact_text
+
+            if is_secret_name(key, self._secret_words):
+                return f"the value logged as {key!r} was refused (not quoted: it names a secret)"
+            return redact_text(message, self._secret_words)
+        except Exception:  # called from the flusher thread too: it must never die of it
+            return f"a problem with {key!r} (its message could not be checked for secrets)"
+
+    def _count(self, cause: str, key: str, increment: int, message: str | None = None) -> int:
+        """Add to the count of (cause, key); its first message is kept with it, atomically.
+
+        The flusher thread writes grown counts with their message (heartbeats),
+        so a count must never exist without one.
+        """
         with self._lock:
+            if message is not None and (cause, key) not in self._error_messages:
+                self._error_messages[cause, key] = self._disclosable(key, message)
             total = self._error_counts.get((cause, key), 0) + increment
             self._error_counts[(cause, key)] = total
             return total
@@ -486,7 +630,12 @@ class Run:
             return
         self._reported_counts[(cause, key)] = count
         self._error_messages.setdefault((cause, key), message)
-        fields = {"cause": cause, "key": key, "message": message, "count": count}
+        fields = {
+            "cause": cause,
+            "key": storable_text(key),  # the refused name itself may be what UTF-8 cannot hold
+            "message": storable_text(message),
+            "count": count,
+        }
         self._writer.queue(RUN_EVENTS, self._event_line(Event.ERROR, fields))
 
     def _queue_error_counts(self) -> None:
@@ -499,7 +648,7 @@ class Run:
                 if count > self._reported_counts.get(cause_key, 0)
             ]
         for (cause, key), count in grown:
-            self._queue_error(cause, key, self._error_messages[(cause, key)], count)
+            self._queue_error(cause, key, self._error_messages.get((cause, key), cause), count)
 
     def _collect_dropped(self) -> None:
         """Count lines the hot path dropped because the buffer was over its cap."""
@@ -533,7 +682,7 @@ class Run:
             self._fault = self._fault or error
             self._refusing = True
             return
-        if self._count(cause, problem.file, increment) == increment:
+        if self._count(cause, problem.file, increment, message) == increment:
             if cause not in self._warned_causes:  # one warning per cause, one event per file
                 self._warned_causes.add(cause)
                 warnings.warn(f"run {self._id}: {message}", RunjournalWarning, stacklevel=2)
@@ -569,6 +718,7 @@ class Run:
             StoreWriteError: the file system refused any of them.
         """
         assert self._writer is not None
+        params, tags = self._redacted(params), self._redacted(tags)
         now = time.time()
         kind = start_fields.pop("event")
         lines = [(RUN_EVENTS, self._event_line(kind, {**start_fields, **self._deadline(now)}))]
@@ -587,14 +737,53 @@ class Run:
                 ) from problem.error
         self._writer.start()
 
+    def _redacted(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Params or tags with secret values as ``"<redacted>"``; rare calls, never the hot path."""
+        from runjournal.capture._redact import redact_params
+
+        return redact_params(values, self._secret_words) if values else values
+
+    def _record_capture_errors(self, errors: list[dict[str, str]]) -> None:
+        """One ``capture_error`` event per failed part and one warning; never raises.
+
+        Capture failures are not the caller's doing, so a strict run warns too.
+        """
+        if not errors or self._writer is None:
+            return
+        for error in errors:
+            part, message = error["part"], error["message"]
+            if self._count("capture_error", part, 1) == 1:
+                self._queue_error("capture_error", part, message, 1)
+        self._writer.flush(only=RUN_EVENTS)
+        summary = "; ".join(f"{error['part']}: {error['message']}" for error in errors)
+        warnings.warn(
+            f"run {self._id}: capture incomplete ({summary}); the run goes on",
+            RunjournalWarning,
+            stacklevel=4,
+        )
+
+
+def _problem_key(problem: Exception) -> str:
+    """The key or name a problem is about, as a string (even when it was not one)."""
+    for attribute in ("key", "name"):
+        value = getattr(problem, attribute, None)
+        if value:
+            return value if isinstance(value, str) else short_repr(value)
+    return ""
+
 
 def _tag_value(key: str, value: object) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, str):
+        return check_text(str.__str__(value), f"tag {key!r}:", key=key)
     if isinstance(value, int):
-        return int(value)
+        try:
+            return encode_int(int(value))
+        except ValueError as error:  # too long to write in decimal
+            raise InvalidValueError(f"tag {key!r}: {error}", key=key, value=value) from None
     if isinstance(value, float) and math.isfinite(value):
-        return encode_float(value)
+        return float(value)  # a float subclass (np.float64) as the plain float orjson writes
     raise InvalidValueError(
         f"tag {key!r}: a {type(value).__name__} is not a tag value; use str, int, finite"
         " float, bool or None",

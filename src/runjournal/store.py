@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 
 from runjournal import _env
+from runjournal._permissions import apply_file_mode, make_dir, store_umask
 from runjournal._version import __version__
 from runjournal.errors import (
     NotAStoreError,
@@ -37,6 +39,7 @@ from runjournal.format import (
     STORE_DIRNAME,
     STORE_MARKER,
     TEMP_PREFIX,
+    read_file,
 )
 from runjournal.typing import PathLike
 
@@ -86,10 +89,11 @@ def init_store(root: Path) -> Path:
         UnsupportedFormatError: the store was written by a newer runjournal.
         StoreWriteError: the directory cannot be created or written.
     """
+    store_umask()  # a RUNJOURNAL_UMASK that is not a umask fails here, before any run
     marker = root / STORE_MARKER
     if not marker.exists():
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            make_dir(root, parents=True, exist_ok=True)
         except OSError as error:
             raise StoreWriteError(f"cannot create store {root}: {error}", path=root) from error
         if not marker.exists():
@@ -102,7 +106,7 @@ def init_store(root: Path) -> Path:
             write_once(marker, orjson.dumps(content) + b"\n", exist_ok=True)
     _check_marker(root)
     try:
-        (root / RUNS_DIR).mkdir(exist_ok=True)
+        make_dir(root / RUNS_DIR, exist_ok=True)
     except OSError as error:
         raise StoreWriteError(f"cannot create {root / RUNS_DIR}: {error}", path=root) from error
     return root
@@ -144,7 +148,7 @@ def _check_marker(root: Path) -> dict[str, Any]:
     marker = root / STORE_MARKER
     for attempt in range(3):
         try:
-            content = orjson.loads(marker.read_bytes())
+            content = orjson.loads(read_file(marker))
             break
         except (orjson.JSONDecodeError, OSError) as error:
             if attempt == 2:
@@ -167,8 +171,12 @@ def _check_marker(root: Path) -> dict[str, Any]:
 def write_once(path: Path, data: bytes, *, exist_ok: bool = False) -> bool:
     """Write a file once, atomically: to a temporary name, then link it into place.
 
-    A reader never sees a half-written file under the final name. Where the
-    file system cannot hard-link, the file is created exclusively instead.
+    A reader never sees a half-written file under the final name, and a crash
+    leaves at most a ``.tmp-`` file behind. Where the file system cannot
+    hard-link, the complete temporary file is renamed into place instead: two
+    processes writing the same file at the same instant then both succeed and
+    the later rename wins. Only the store marker has several writers, and they
+    all write an equivalent one.
 
     Returns:
         True if this call wrote the file; False if it existed and ``exist_ok``.
@@ -180,6 +188,7 @@ def write_once(path: Path, data: bytes, *, exist_ok: bool = False) -> bool:
     temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
     try:
         temp.write_bytes(data)
+        apply_file_mode(temp)
         try:
             os.link(temp, path)
         except FileExistsError:
@@ -187,7 +196,7 @@ def write_once(path: Path, data: bytes, *, exist_ok: bool = False) -> bool:
                 raise
             return False
         except OSError:
-            return _write_exclusive(path, data, exist_ok=exist_ok)
+            return _rename_into_place(temp, path, exist_ok=exist_ok)
         return True
     except FileExistsError:
         raise
@@ -197,16 +206,17 @@ def write_once(path: Path, data: bytes, *, exist_ok: bool = False) -> bool:
         temp.unlink(missing_ok=True)
 
 
-def _write_exclusive(path: Path, data: bytes, *, exist_ok: bool) -> bool:
-    """The fallback of :func:`write_once` for file systems without hard links."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileExistsError:
+def _rename_into_place(temp: Path, path: Path, *, exist_ok: bool) -> bool:
+    """The fallback of :func:`write_once` for file systems without hard links.
+
+    Renaming is atomic where linking is not available, so the final name never
+    holds a partial file, even when the process dies mid-write.
+    """
+    if path.exists():
         if not exist_ok:
-            raise
+            raise FileExistsError(errno.EEXIST, "file exists", str(path))
         return False
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
+    temp.replace(path)
     return True
 
 
@@ -237,7 +247,7 @@ def create_run_dir(root: Path, run_id: str | None = None) -> tuple[str, Path]:
         candidate = run_id or new_run_id()
         path = runs / candidate
         try:
-            path.mkdir()
+            make_dir(path)
         except FileExistsError:
             if run_id is not None:
                 raise RunExistsError(

@@ -23,12 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_PARAM_DEPTH",
     "check_name",
     "check_run_id",
+    "check_text",
     "coerce_metric",
     "coerce_metrics",
     "coerce_params",
@@ -47,6 +49,8 @@ __all__ = [
     "diff_params",
     "is_param_branch",
     "merge_params",
+    "short_repr",
+    "storable_text",
 ]
 
 MAX_PARAM_DEPTH = 64
@@ -66,7 +70,8 @@ def check_name(name: object, kind: str) -> str:
     """
     if type(name) is not str:
         raise InvalidNameError(
-            f"{kind} name {name!r} is a {type(name).__name__}; names must be non-empty strings",
+            f"{kind} name {short_repr(name)} is a {type(name).__name__}; names must be non-empty"
+            " strings",
             name=name,
             kind=kind,
         )
@@ -78,11 +83,54 @@ def check_name(name: object, kind: str) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidNameError(
-            f"{kind} name {name!r} holds a lone surrogate and cannot be stored as UTF-8",
+            f"{kind} name {short_repr(name)} holds a lone surrogate and cannot be stored as UTF-8",
             name=name,
             kind=kind,
         ) from None
     return name
+
+
+def check_text(text: str, what: str, *, key: str) -> str:
+    r"""Return ``text`` if it can be stored as UTF-8, else raise.
+
+    Args:
+        text: A string value: a param, a tag value, a note.
+        what: How messages name it (``"param 'model'"``, ``"note"``).
+        key: The key the value was given under, for the error.
+
+    Raises:
+        InvalidValueError: ``text`` holds a lone surrogate (``"\udc80"``), which
+            UTF-8 and JSON cannot hold.
+
+    Example:
+        >>> check_text("ünïcode", "note", key="note")
+        'ünïcode'
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidValueError(
+                f"{what} {short_repr(text)} holds a lone surrogate and cannot be stored as UTF-8",
+                key=key,
+                value=text,
+            ) from None
+    return text
+
+
+def storable_text(text: str) -> str:
+    r"""``text``, with any lone surrogate written as its escape, so that UTF-8 can hold it.
+
+    For messages about refused values, which may quote the very string that
+    could not be stored.
+
+    Example:
+        >>> storable_text("bad \udc80 name")
+        'bad \\udc80 name'
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_run_id(run_id: object) -> str:
@@ -97,7 +145,7 @@ def check_run_id(run_id: object) -> str:
     """
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         raise InvalidNameError(
-            f"run id {run_id!r} is not valid: use 1-128 letters, digits, '.', '_' or '-',"
+            f"run id {short_repr(run_id)} is not valid: use 1-128 letters, digits, '.', '_' or '-',"
             " starting with a letter or digit",
             name=run_id,
             kind="run id",
@@ -125,11 +173,19 @@ def coerce_metrics(metrics: object) -> tuple[dict[str, Any], list[Exception]]:
         )
     clean: dict[str, Any] = {}
     problems: list[Exception] = []
-    for key, value in metrics.items():
-        try:
-            clean[check_name(key, "metric")] = coerce_metric(key, value)
-        except (InvalidNameError, InvalidValueError) as problem:
-            problems.append(problem)
+    try:
+        for key, value in metrics.items():
+            try:
+                clean[check_name(key, "metric")] = coerce_metric(key, value)
+            except (InvalidNameError, InvalidValueError) as problem:
+                problems.append(problem)
+    except Exception as error:  # the mapping's own code (items(), iteration) failed
+        raise InvalidValueError(
+            f"log(): reading the {type(metrics).__name__} of metrics failed:"
+            f" {type(error).__name__}: {error}",
+            key="",
+            value=metrics,
+        ) from error
     return clean, problems
 
 
@@ -161,12 +217,22 @@ def coerce_metric(key: str, value: object) -> int | float | dict[str, Any]:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
-        return encode_int(int(value))
+        return _stored_int(int(value), f"metric {key!r}", key)
     if isinstance(value, float):
         return encode_float(float(value))
     if isinstance(value, (str, bytes, type(None))):
         raise _not_a_number(key, value)
-    item = _array_item(key, value)
+    try:
+        item = _array_item(key, value)
+    except InvalidValueError:
+        raise
+    except Exception as error:  # the object's own shape or item() failed
+        raise InvalidValueError(
+            f"metric {key!r}: reading the {type(value).__name__} failed:"
+            f" {type(error).__name__}: {error}",
+            key=key,
+            value=value,
+        ) from error
     if item is not None:
         return coerce_metric(key, item)
     if hasattr(type(value), "__float__") and not isinstance(value, complex):
@@ -181,9 +247,22 @@ def coerce_metric(key: str, value: object) -> int | float | dict[str, Any]:
     raise _not_a_number(key, value)
 
 
+def _stored_int(value: int, what: str, key: str) -> int | dict[str, Any]:
+    """An int as stored; one too long to write in decimal is refused, not raised as ValueError."""
+    try:
+        return encode_int(value)
+    except ValueError as error:  # beyond sys.get_int_max_str_digits()
+        raise InvalidValueError(
+            f"{what}: an integer too long to write in decimal ({short_repr(value)})"
+            f" cannot be stored: {error}",
+            key=key,
+            value=value,
+        ) from None
+
+
 def _not_a_number(key: str, value: object) -> InvalidValueError:
     return InvalidValueError(
-        f"metric {key!r}: {type(value).__name__} {_short_repr(value)} is not a number;"
+        f"metric {key!r}: {type(value).__name__} {short_repr(value)} is not a number;"
         " log int, float, bool, a NumPy or torch scalar, or anything with __float__"
         " (strings belong in log_params, tag or note)",
         key=key,
@@ -208,13 +287,34 @@ def _array_item(key: str, value: object) -> object | None:
             value=value,
         )
     scalar: object = item()
-    if isinstance(scalar, complex):
+    if isinstance(scalar, complex) or _dtype_kind(value) == "c":
         raise _not_a_number(key, value)
+    if type(scalar) is type(value):
+        # item() gave the same object back (np.longdouble has no exact Python
+        # type): take its float, as for anything else with __float__.
+        return float(scalar)  # type: ignore[arg-type]
     return scalar
 
 
-def _short_repr(value: object, limit: int = 60) -> str:
-    text = repr(value)
+def _dtype_kind(value: object) -> str | None:
+    """The NumPy dtype kind of ``value`` (``"f"``, ``"c"``, ...), None if it has none."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return kind if isinstance(kind, str) else None
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message: cut to ``limit`` characters, and never raising.
+
+    Example:
+        >>> short_repr("x" * 100, 10), short_repr(10**5000)
+        ("'xxxxxx...", '<int of about 5000 digits>')
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a __repr__ that raises, an int too long to print
+        if isinstance(value, int):
+            return f"<int of about {round(value.bit_length() * 0.30103, -1):.0f} digits>"
+        return f"<{type(value).__name__} object>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -233,15 +333,38 @@ def coerce_params(params: object) -> dict[str, Any]:
         >>> coerce_params({"data": {"dir": pathlib.Path("/d"), "splits": {"b", "a"}}})
         {'data': {'dir': '/d', 'splits': ['a', 'b']}}
     """
-    mapping = _as_mapping(params)
-    if mapping is None:
+    with _user_code_fails_as_invalid_value("params", params):
+        mapping = _as_mapping(params)
+        if mapping is None:
+            raise InvalidValueError(
+                f"log_params() takes a mapping, a dataclass, a pydantic model or an"
+                f" argparse.Namespace, not a {type(params).__name__}",
+                key="",
+                value=params,
+            )
+        return _coerce_mapping(mapping, path="", active=set(), depth=0)
+
+
+@contextlib.contextmanager
+def _user_code_fails_as_invalid_value(key: str, value: object) -> Iterator[None]:
+    """Turn an exception of the user's own code into :class:`InvalidValueError`.
+
+    Coercion calls the user's ``items()``, ``__hash__``, ``__repr__``,
+    ``model_dump()``, ``tolist()`` and the like; whatever they raise (or a
+    recursion that never ends) must reach the run as a value that cannot be
+    logged, not as an exception in the training loop.
+    """
+    try:
+        yield
+    except (InvalidNameError, InvalidValueError):
+        raise
+    except Exception as error:
         raise InvalidValueError(
-            f"log_params() takes a mapping, a dataclass, a pydantic model or an"
-            f" argparse.Namespace, not a {type(params).__name__}",
-            key="",
-            value=params,
-        )
-    return _coerce_mapping(mapping, path="", active=set(), depth=0)
+            f"param {key!r}: reading the {type(value).__name__} failed:"
+            f" {type(error).__name__}: {error}",
+            key=key,
+            value=value,
+        ) from error
 
 
 def coerce_params_each(params: object) -> tuple[dict[str, Any], list[Exception]]:
@@ -258,13 +381,15 @@ def coerce_params_each(params: object) -> tuple[dict[str, Any], list[Exception]]
         >>> clean, [type(p).__name__ for p in problems]
         ({'lr': 0.1}, ['InvalidValueError'])
     """
-    mapping = _as_mapping(params)
-    if mapping is None:
-        coerce_params(params)  # raises the error that says what is accepted
-        return {}, []
+    with _user_code_fails_as_invalid_value("params", params):
+        mapping = _as_mapping(params)
+        if mapping is None:
+            coerce_params(params)  # raises the error that says what is accepted
+            return {}, []
+        items = list(mapping.items())
     clean: dict[str, Any] = {}
     problems: list[Exception] = []
-    for key, value in mapping.items():
+    for key, value in items:
         try:
             clean.update(coerce_params({key: value}))
         except (InvalidNameError, InvalidValueError) as problem:
@@ -308,11 +433,18 @@ def _coerce_mapping(
 
 
 def _param_key(key: object, path: str) -> str:
-    if isinstance(key, (int, float)) and not isinstance(key, enum.Enum):
-        key = str(key)
-    if isinstance(key, enum.Enum):
-        key = str(key.value)
     where = f" in {path!r}" if path else ""
+    try:
+        if isinstance(key, (int, float)) and not isinstance(key, enum.Enum):
+            key = str(key)
+        if isinstance(key, enum.Enum):
+            key = str(key.value)
+    except ValueError as error:  # an int too long to write in decimal
+        raise InvalidNameError(
+            f"param key of type {type(key).__name__}{where} cannot be a name: {error}",
+            name=key,
+            kind="param",
+        ) from None
     try:
         return check_name(key, "param")
     except InvalidNameError as error:
@@ -320,16 +452,19 @@ def _param_key(key: object, path: str) -> str:
 
 
 def _coerce_param(value: object, *, path: str, active: set[int], depth: int) -> Any:
-    if value is None or type(value) in (str, bool):
+    if value is None or type(value) is bool:
         return value
+    if type(value) is str:
+        return check_text(value, f"param {path!r}:", key=path)
     if isinstance(value, enum.Enum):
         return _coerce_param(value.value, path=path, active=active, depth=depth)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
-        return str.__str__(value)  # a str subclass as the plain string, not its __str__
+        # a str subclass as the plain string, not its __str__
+        return check_text(str.__str__(value), f"param {path!r}:", key=path)
     if isinstance(value, int):
-        return encode_int(int(value))
+        return _stored_int(int(value), f"param {path!r}", path)
     if isinstance(value, float):
         return encode_float(float(value))
     if isinstance(value, os.PathLike):
@@ -390,7 +525,14 @@ def _array_param(value: object) -> object:
     """A NumPy/torch value as Python scalars or nested lists, found by duck typing."""
     tolist = getattr(value, "tolist", None)
     if callable(tolist) and hasattr(value, "shape"):
-        return tolist()
+        result = tolist()
+        if type(result) is type(value):
+            # tolist() gave the same object back (np.longdouble, np.clongdouble):
+            # a real float is kept as its float, anything else has no JSON form.
+            if _dtype_kind(value) == "f":
+                return float(result)  # type: ignore[arg-type]
+            return _NOT_ARRAY
+        return result
     return _NOT_ARRAY
 
 

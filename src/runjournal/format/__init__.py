@@ -11,6 +11,7 @@ from runjournal.format._codec import (
     INT_MAX,
     INT_MIN,
     INT_TAG,
+    MAX_NESTING,
     LineBatch,
     SkippedLine,
     decode_value,
@@ -20,7 +21,9 @@ from runjournal.format._codec import (
     is_tagged,
     iter_tagged_metrics,
     parse_lines,
+    read_file,
     read_lines,
+    too_deep,
     wrap_dict,
 )
 from runjournal.format._layout import (
@@ -51,6 +54,7 @@ __all__ = [
     "INT_MIN",
     "INT_TAG",
     "JSONL_SUFFIX",
+    "MAX_NESTING",
     "METRICS",
     "METRICS_PREFIX",
     "PARAMS",
@@ -71,6 +75,8 @@ __all__ = [
     "is_tagged",
     "iter_tagged_metrics",
     "parse_lines",
+    "read_file",
     "read_lines",
+    "too_deep",
     "wrap_dict",
 ]

@@ -13,7 +13,10 @@ A user's own dict whose only key is one of the tags is wrapped as
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,25 +72,72 @@ def is_tagged(value: dict[str, Any]) -> bool:
 def decode_value(value: Any) -> Any:
     """Undo the tagging of :func:`encode_float`, :func:`encode_int` and :func:`wrap_dict`.
 
+    Never raises: a tagged value that cannot be decoded (``{"$int": "abc"}``,
+    more digits than Python converts) stays the object it is on disk, and so
+    does a value nested too deeply to walk; readers then see it is not a number.
+
     Example:
         >>> decode_value({"$float": "-inf"})
         -inf
         >>> decode_value({"a": [1, {"$int": "18446744073709551616"}]})
         {'a': [1, 18446744073709551616]}
+        >>> decode_value({"$int": "12abc"})
+        {'$int': '12abc'}
     """
+    try:
+        return _decode(value)
+    except RecursionError:
+        return value
+
+
+def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
             tag, inner = next(iter(value.items()))
             if tag == FLOAT_TAG and inner in _SPECIAL_FLOATS:
                 return _SPECIAL_FLOATS[inner]
             if tag == INT_TAG and isinstance(inner, str):
-                return int(inner)
+                return _decode_int(value, inner)
             if tag == DICT_TAG and isinstance(inner, dict):
-                return {key: decode_value(item) for key, item in inner.items()}
-        return {key: decode_value(item) for key, item in value.items()}
+                return {key: _decode(item) for key, item in inner.items()}
+        return {key: _decode(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [decode_value(item) for item in value]
+        return [_decode(item) for item in value]
     return value
+
+
+def _decode_int(tagged: dict[str, Any], digits: str) -> Any:
+    if digits.isascii() and digits.lstrip("-").isdigit():
+        try:
+            return int(digits)
+        except ValueError:  # more digits than sys.get_int_max_str_digits()
+            pass
+    return tagged
+
+
+MAX_NESTING = 136
+"""How deeply a decoded line may nest: params nest 64 levels, each perhaps wrapped once,
+inside a record; anything deeper no writer produces, and readers skip it as hostile."""
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` deep (found without recursion).
+
+    Example:
+        >>> too_deep({"a": [[1]]}, limit=3), too_deep({"a": [[1]]}, limit=2)
+        (False, True)
+    """
+    level: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
 
 
 def dumps_line(record: dict[str, Any]) -> bytes:
@@ -166,10 +216,40 @@ def parse_lines(data: bytes, file_name: str, *, first_line: int = 1) -> LineBatc
 def read_lines(path: Path) -> LineBatch:
     """Read a whole JSON-lines file tolerantly; a missing file reads as empty."""
     try:
-        data = path.read_bytes()
+        data = read_file(path)
     except FileNotFoundError:
         return LineBatch()
     return parse_lines(data, path.name)
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a regular file of a store; anything else is refused, never waited on.
+
+    A store may come from someone else: a FIFO would block a reader forever
+    and a link to ``/dev/zero`` would fill its memory, so only regular files
+    (or links to them) are read. The file is opened without blocking.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        OSError: it cannot be read, or is not a regular file (``EINVAL``).
+
+    Example:
+        >>> read_file(Path("/dev/null"))
+        Traceback (most recent call last):
+        ...
+        OSError: [Errno 22] not a regular file: '/dev/null'
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        while chunk := os.read(fd, max(status.st_size + 1, 1 << 16)):  # the file may grow
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def iter_tagged_metrics(values: dict[str, Any]) -> Iterator[tuple[str, Any]]:

@@ -8,6 +8,11 @@ Example:
     []
 """
 
+from runjournal.query._data import DataRecord
+from runjournal.query._engines import export, sql
+from runjournal.query._environment import Command, Environment
+from runjournal.query._filter import parse_filter
+from runjournal.query._git import GitState, PatchInfo
 from runjournal.query._history import Steps
 from runjournal.query._pandas import load_metrics, load_runs
 from runjournal.query._records import LoggedError, Note, ParamChange, RunRecord, flatten_params
@@ -17,10 +22,15 @@ from runjournal.query._store import RunRefs, Store, Where
 from runjournal.query._summary import MetricSummary
 
 __all__ = [
+    "Command",
+    "DataRecord",
+    "Environment",
+    "GitState",
     "LoggedError",
     "MetricSummary",
     "Note",
     "ParamChange",
+    "PatchInfo",
     "RunRecord",
     "RunRefs",
     "STATUSES",
@@ -28,8 +38,11 @@ __all__ = [
     "Store",
     "UNKNOWN",
     "Where",
+    "export",
     "flatten_params",
     "load_metrics",
     "load_runs",
+    "parse_filter",
     "sort_runs",
+    "sql",
 ]

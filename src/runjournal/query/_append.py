@@ -37,7 +37,7 @@ def append_line(path: Path, record: dict[str, Any]) -> None:
     except OSError as error:
         raise StoreWriteError(f"cannot open {path}: {error}", path=path.parent) from error
     try:
-        size = os.fstat(fd).st_size
+        size = os.lseek(fd, 0, os.SEEK_END)  # even where O_APPEND is not honoured
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line
         written = os.write(fd, line)

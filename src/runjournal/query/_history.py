@@ -30,7 +30,14 @@ from runjournal.format import (
 )
 from runjournal.query._lines import JsonLines, read_jsonl
 
-__all__ = ["LoadedHistory", "default_view", "metric_files", "read_history", "select_rows"]
+__all__ = [
+    "LoadedHistory",
+    "default_view",
+    "metric_files",
+    "read_history",
+    "select_rows",
+    "wanted_keys",
+]
 
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 """Steps are kept within int64 so that every step fits a DataFrame column exactly."""
@@ -174,7 +181,7 @@ def select_rows(
         >>> [row["segment"] for row in select_rows(history, raw=True)]
         [0, 1]
     """
-    wanted = _wanted_keys(keys)
+    wanted = wanted_keys(keys)
     low, high = _step_bounds(steps)
     rows: Iterable[dict[str, Any]] = history.rows if raw else _latest_segments(history.rows)
     with_writer = len(history.writers) > 1
@@ -221,7 +228,12 @@ def _public_row(row: dict[str, Any], *, raw: bool, with_writer: bool) -> dict[st
     return public
 
 
-def _wanted_keys(keys: str | Collection[str] | None) -> frozenset[str] | None:
+def wanted_keys(keys: str | Collection[str] | None) -> frozenset[str] | None:
+    """The keys asked for, checked; None for all.
+
+    Raises:
+        InvalidArgumentError: ``keys`` is neither a name nor a collection of names.
+    """
     if keys is None:
         return None
     if isinstance(keys, str):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runjournal.errors import RunjournalWarning
-from runjournal.format import LineBatch, SkippedLine, parse_lines
+from runjournal.format import LineBatch, SkippedLine, parse_lines, read_file
 
 __all__ = ["JsonLines", "read_jsonl", "warn_skipped"]
 
@@ -73,7 +73,7 @@ def read_jsonl(path: Path) -> JsonLines:
         ([{'a': 1}], ['demo.jsonl:2: incomplete last line'])
     """
     try:
-        data = path.read_bytes()
+        data = read_file(path)  # never blocks on a FIFO nor reads a device
     except FileNotFoundError:
         return JsonLines(path.name)
     except OSError as error:

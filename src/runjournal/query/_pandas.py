@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from runjournal.errors import MissingDependencyError
+from runjournal.errors import InvalidArgumentError, MissingDependencyError
 from runjournal.query._history import Steps
 from runjournal.query._records import RunRecord
+from runjournal.query._select import RunQuery, TimeBound
 from runjournal.query._store import RunRefs, Store, Where
+from runjournal.query._view import RunView
 from runjournal.typing import PathLike
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_metrics", "load_runs", "metrics_frame", "runs_frame"]
+__all__ = ["Engine", "load_metrics", "load_runs", "metrics_frame", "runs_frame", "views_frame"]
+
+Engine: TypeAlias = Literal["pandas", "polars"]
+"""The DataFrame library a loader returns a frame of."""
 
 _EXACT_FLOAT_INT = 2**53
 """Every int of at most this magnitude is exact as a float64."""
@@ -39,26 +44,71 @@ def load_runs(
     status: str | Collection[str] | None = None,
     tags: Mapping[str, Any] | None = None,
     where: Where | str | None = None,
-) -> pd.DataFrame:
+    since: TimeBound | None = None,
+    until: TimeBound | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    engine: Engine = "pandas",
+    cache: bool | None = None,
+) -> Any:
     """The runs as a DataFrame, one row per run.
 
     The columns are ``run_id, name, experiment, status, start_time, end_time,
-    duration, host``, then ``params.<name>``, ``metrics.<name>`` and
-    ``tags.<name>``, each group sorted by name. Times are
-    ``datetime64[ns, UTC]``, ``duration`` is float seconds, and a
-    ``metrics.<name>`` column holds the last value of each run. The filters
-    are those of :meth:`Store.runs`.
+    duration, host, git.commit, git.branch, git.dirty``, then
+    ``params.<name>``, ``metrics.<name>``, ``tags.<name>`` and
+    ``data.<name>.hash``, each group sorted by name. Times are
+    ``datetime64[ns, UTC]``, ``duration`` is float seconds, ``git.dirty`` is
+    the nullable ``boolean``, and a ``metrics.<name>`` column holds the last
+    value of each run. The ``git.*`` columns (null for a run without git
+    state) read each run's small ``git.json``, ``data.*`` its ``data.jsonl``;
+    ``environment.json`` is not read. The filters, ``sort`` and ``limit`` are
+    those of :meth:`Store.runs`; filters are applied to the runs' summaries
+    before any history is read. With the query cache (the default), only what
+    was appended since the last query is read.
+
+    Args:
+        store: A :class:`Store` or the path of one (default: the current store).
+        experiment: Only runs of this experiment.
+        status: Only runs with this status, or one of these statuses.
+        tags: Only runs with all these tags at these values.
+        where: A filter expression (``docs/query.md``) or a function of the record.
+        since: Only runs started at or after this time (see :meth:`Store.runs`).
+        until: Only runs started before this time.
+        sort: A column to sort by, with a leading ``-`` for descending.
+        limit: At most this many runs.
+        engine: ``"pandas"`` (a pandas DataFrame) or ``"polars"`` (a polars DataFrame).
+        cache: Use the query cache (default: the store's).
 
     Raises:
-        MissingDependencyError: pandas is not installed.
+        MissingDependencyError: pandas (or polars) is not installed.
+        FilterError: ``where`` does not parse.
 
     Example:
         >>> from pathlib import Path
         >>> from runjournal.store import init_store
         >>> load_runs(init_store(Path("empty-store").absolute())).shape
-        (0, 8)
+        (0, 11)
     """
-    return runs_frame(_store(store).runs(experiment, status, tags, where))
+    opened = _store(store)
+    if engine == "polars":
+        from runjournal.query._engines import runs_polars
+
+        query = RunQuery.build(
+            experiment, status, tags, where, since=since, until=until, sort=sort, limit=limit
+        )
+        return runs_polars(opened._views(query, cache=cache, table=True))
+    _check_engine(engine)
+    return opened.to_pandas(
+        experiment,
+        status,
+        tags,
+        where,
+        since=since,
+        until=until,
+        sort=sort,
+        limit=limit,
+        cache=cache,
+    )
 
 
 def load_metrics(
@@ -68,15 +118,37 @@ def load_metrics(
     *,
     steps: Steps | None = None,
     raw: bool = False,
-) -> pd.DataFrame:
+    every: int | None = None,
+    max_points: int | None = None,
+    wide: bool = False,
+    engine: Engine = "pandas",
+    cache: bool | None = None,
+) -> Any:
     """Metric history, one row per value: ``run_id, step, time, key, value``.
 
     ``raw`` adds ``segment`` and keeps the rows that later segments replaced;
     a run with several metrics files adds ``writer``. ``step`` is int64 and
-    ``time`` datetime64[ns, UTC].
+    ``time`` datetime64[ns, UTC]. Only the metrics files of the runs asked
+    for are read, and of them only the columns of ``keys`` (from the query
+    cache; a file is parsed only where it grew).
+
+    Args:
+        store: A :class:`Store` or the path of one (default: the current store).
+        runs: Run ids, id prefixes, names or records; None for every run.
+        keys: A metric name or names; None for all.
+        steps: An inclusive ``(lo, hi)`` step range; either side may be None.
+        raw: Every row with its segment, instead of the latest segment's per step.
+        every: Downsample each series (run, writer, key) in buckets of this
+            many points, keeping the first, last, smallest and largest of each,
+            so that spikes survive (``docs/query.md``).
+        max_points: Downsample each series to at most this many points (at least 4).
+        wide: One row per (run, step) and one column per key (the value
+            logged last at that step), instead of one row per value.
+        engine: ``"pandas"`` or ``"polars"``.
+        cache: Use the query cache (default: the store's).
 
     Raises:
-        MissingDependencyError: pandas is not installed.
+        MissingDependencyError: pandas (or polars) is not installed.
 
     Example:
         >>> from pathlib import Path
@@ -84,11 +156,38 @@ def load_metrics(
         >>> list(load_metrics(init_store(Path("empty-store").absolute()), raw=True).columns)
         ['run_id', 'step', 'time', 'key', 'value', 'segment']
     """
-    rows = _store(store).metrics(runs, keys, steps=steps, raw=raw)
-    return metrics_frame(rows, raw=raw)
+    opened = _store(store)
+    frame = opened.metrics_to_pandas(
+        runs,
+        keys,
+        steps=steps,
+        raw=raw,
+        every=every,
+        max_points=max_points,
+        wide=wide,
+        cache=cache,
+    )
+    if engine == "polars":
+        from runjournal.query._engines import frame_to_polars
+
+        return frame_to_polars(frame)
+    _check_engine(engine)
+    return frame
 
 
-def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+def _check_engine(engine: object) -> None:
+    if engine not in ("pandas", "polars"):
+        raise InvalidArgumentError(
+            f"engine must be 'pandas' or 'polars', not {engine!r}", argument="engine", value=engine
+        )
+
+
+def views_frame(views: Iterable[RunView]) -> pd.DataFrame:
+    """The run table of some run views (the same columns as :func:`runs_frame`)."""
+    return runs_frame(views)
+
+
+def runs_frame(runs: Iterable[RunRecord | RunView]) -> pd.DataFrame:
     """The run table of some records; see :func:`load_runs`.
 
     Example:
@@ -98,7 +197,7 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     _require_pandas()
     import pandas as pd
 
-    records = list(records)
+    records = list(runs)
     columns: dict[str, Any] = {
         "run_id": _text([run.id for run in records]),
         "name": _text([run.name for run in records]),
@@ -108,16 +207,36 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
         "end_time": _datetimes([run.end_time for run in records]),
         "duration": pd.Series([run.duration for run in records], dtype="float64"),
         "host": _text([run.host for run in records]),
+        **_git_columns(records),
     }
-    for prefix, per_run in (
-        ("params", [run.flat_params for run in records]),
-        ("metrics", [run.metrics for run in records]),
-        ("tags", [run.tags for run in records]),
+    for prefix, per_run, suffix in (
+        ("params", [run.flat_params for run in records], ""),
+        ("metrics", [run.metrics for run in records], ""),
+        ("tags", [run.tags for run in records], ""),
+        ("data", [_data_hashes(run) for run in records], ".hash"),
     ):
         for key in sorted({key for values in per_run for key in values}):
             column = [values.get(key, _MISSING) for values in per_run]
-            columns[f"{prefix}.{key}"] = _values(column, int_column=True)
+            columns[f"{prefix}.{key}{suffix}"] = _values(column, int_column=True)
     return pd.DataFrame(columns)
+
+
+def _git_columns(records: list[RunRecord | RunView]) -> dict[str, pd.Series]:
+    import pandas as pd
+
+    states = [run.git for run in records]
+    return {
+        "git.commit": _text([state.commit if state else None for state in states]),
+        "git.branch": _text([state.branch if state else None for state in states]),
+        "git.dirty": pd.Series(
+            [pd.NA if state is None or state.dirty is None else state.dirty for state in states],
+            dtype="boolean",
+        ),
+    }
+
+
+def _data_hashes(run: RunRecord | RunView) -> dict[str, str | None]:
+    return {name: record.hash for name, record in run.data_by_name.items()}
 
 
 def metrics_frame(rows: list[dict[str, Any]], *, raw: bool = False) -> pd.DataFrame:

@@ -19,10 +19,8 @@ Two decisions that the format leaves to the reader:
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,36 +34,31 @@ from runjournal.format import (
     SkippedLine,
     decode_value,
 )
-from runjournal.query._lines import JsonLines, read_jsonl, warn_skipped
+from runjournal.query._folds import EventsFold, ParamsFold, advance, integer, number, text
+from runjournal.query._lines import warn_skipped
+from runjournal.query._metricsfile import LazyMetrics
 from runjournal.query._records import (
     LoggedError,
+    MetricsSource,
     Note,
     ParamChange,
     RunRecord,
     flatten_params,
 )
 from runjournal.query._status import UNKNOWN, infer_status
-from runjournal.values import merge_params
 
-__all__ = ["load_run"]
+__all__ = [
+    "build_record",
+    "fold_run",
+    "load_run",
+    "placeholder_record",
+    "record_from_fields",
+    "run_fields",
+]
 
 _GENERATED_ID = re.compile(r"(\d{8}-\d{6})-")
 
-
-@dataclass
-class _Events:
-    """What the events of ``run.jsonl`` add up to, folded in file order."""
-
-    start: dict[str, Any] | None = None
-    process: dict[str, Any] | None = None  # the last start or resume: the latest writer
-    last_lifecycle: dict[str, Any] | None = None
-    deadline: float | None = None
-    first_time: float | None = None
-    max_seg: int = -1
-    newest_format: int | None = None
-    tags: dict[str, Any] = field(default_factory=dict)
-    notes: list[Note] = field(default_factory=list)
-    errors: dict[tuple[str, str | None], LoggedError] = field(default_factory=dict)
+_Events = EventsFold
 
 
 def load_run(run_dir: Path, now: float) -> RunRecord:
@@ -81,131 +74,140 @@ def load_run(run_dir: Path, now: float) -> RunRecord:
         ('unknown', 2026, 'run.jsonl:0: no start event')
     """
     try:
-        return _load_run(run_dir, now)
+        events, params = fold_run(run_dir)
+        return build_record(run_dir, events, params, now)
     except (ValueError, RecursionError) as error:  # a shape of content not foreseen above
-        reason = f"cannot be read: {type(error).__name__}: {error}"
-        warnings.warn(f"{RUNS_DIR}/{run_dir.name}: {reason}", RunjournalWarning, stacklevel=2)
-        problem = SkippedLine(RUN_EVENTS, 0, reason)
-        events = _Events()
-        return RunRecord(
-            id=run_dir.name,
-            status=UNKNOWN,
-            start_time=_start_time(run_dir, events),
-            skipped=[problem],
-        )
+        return placeholder_record(run_dir, error)
 
 
-def _load_run(run_dir: Path, now: float) -> RunRecord:
-    run_id = run_dir.name
-    lines = read_jsonl(run_dir / RUN_EVENTS)
-    events = _fold_events(lines)
-    params_lines = read_jsonl(run_dir / PARAMS)
-    params, param_history = _merge_params(params_lines)
-    for file_lines in (lines, params_lines):
-        warn_skipped(f"{RUNS_DIR}/{run_id}/{file_lines.name}", file_lines.skipped)
-    problems = _problems(run_id, lines, events)
+def fold_run(
+    run_dir: Path, events: EventsFold | None = None, params: ParamsFold | None = None
+) -> tuple[EventsFold, ParamsFold]:
+    """The folds of a run's ``run.jsonl`` and ``params.jsonl``, continued from earlier ones."""
+    return (
+        advance(events, EventsFold, run_dir / RUN_EVENTS),
+        advance(params, ParamsFold, run_dir / PARAMS),
+    )
+
+
+def placeholder_record(run_dir: Path, error: BaseException) -> RunRecord:
+    """The record of a run whose files could not be made sense of, with a warning."""
+    reason = f"cannot be read: {type(error).__name__}: {error}"
+    warnings.warn(f"{RUNS_DIR}/{run_dir.name}: {reason}", RunjournalWarning, stacklevel=3)
+    problem = SkippedLine(RUN_EVENTS, 0, reason)
+    return RunRecord(
+        id=run_dir.name,
+        status=UNKNOWN,
+        start_time=_start_time(run_dir, EventsFold()),
+        skipped=[problem],
+    )
+
+
+def build_record(
+    run_dir: Path,
+    events: EventsFold,
+    params: ParamsFold,
+    now: float,
+    metrics: MetricsSource | None = None,
+) -> RunRecord:
+    """The record of a run from the folds of its files, warning about what was skipped.
+
+    ``metrics`` gives the metrics when they are used; by default they are read
+    from the metrics files then.
+
+    Raises:
+        ValueError: content of a shape not foreseen (the caller makes a placeholder).
+    """
+    fields = run_fields(run_dir, events, params, now)
+    return record_from_fields(run_dir, fields, events, params, metrics)
+
+
+def record_from_fields(
+    run_dir: Path,
+    fields: dict[str, Any],
+    events: EventsFold,
+    params: ParamsFold,
+    metrics: MetricsSource | None = None,
+) -> RunRecord:
+    """The record of a run whose plain fields :func:`run_fields` gave."""
     record = RunRecord(
-        id=run_id,
-        status=infer_status(events.last_lifecycle, events.deadline, now),
-        start_time=_start_time(run_dir, events),
-        params=params,
-        param_history=param_history,
-        tags=events.tags,
-        notes=events.notes,
-        errors=list(events.errors.values()),
-        segments=max(events.max_seg + 1, 1 if events.process else 0),
-        skipped=lines.skipped + problems + params_lines.skipped,
-        **_identity(events),
-        **_ending(events),
+        **fields,
+        param_history=_merge_params(params),
+        notes=[Note(time=_datetime(time), seg=seg, text=note) for time, seg, note in events.notes],
+        errors=[
+            LoggedError(cause=cause, key=key, message=message, count=count)
+            for (cause, key), (message, count) in events.errors.items()
+        ],
     )
     record._run_dir = run_dir
+    record._metrics_source = metrics if metrics is not None else _lazy_metrics(run_dir)
     return record
 
 
-def _fold_events(lines: JsonLines) -> _Events:
-    events = _Events()
-    for index, event in enumerate(lines.records):
-        kind, time = event.get("event"), _number(event.get("time"))
-        if not isinstance(kind, str) or time is None:
-            lines.skip(index, "event without an 'event' kind and a numeric 'time'")
-            continue
-        seg = _int(event.get("seg"))
-        if seg is not None:
-            events.max_seg = max(events.max_seg, seg)
-        if events.first_time is None:
-            events.first_time = time
-        _apply_event(events, kind, event, time, seg or 0)
-    return events
+def _lazy_metrics(run_dir: Path) -> LazyMetrics:
+    return LazyMetrics(run_dir, lambda: None)
 
 
-def _apply_event(events: _Events, kind: str, event: dict[str, Any], time: float, seg: int) -> None:
-    if kind in Event.LIFECYCLE:
-        events.last_lifecycle = event
-    if kind in (Event.START, Event.RESUME):
-        events.process = event
-        if kind == Event.START and events.start is None:
-            events.start = event
-        found = _int(event.get("format"))
-        if found is not None:
-            events.newest_format = max(found, events.newest_format or found)
-    if kind in (Event.START, Event.RESUME, Event.HEARTBEAT):
-        deadline = _number(event.get("deadline"))
-        events.deadline = deadline if deadline is not None else events.deadline
-    elif kind == Event.TAGS and isinstance(event.get("tags"), dict):
-        events.tags.update(_decode_members(event["tags"]))
-    elif kind == Event.NOTE and isinstance(event.get("text"), str):
-        events.notes.append(Note(time=_datetime(time), seg=seg, text=event["text"]))
-    elif kind == Event.ERROR:
-        _count_error(events, event)
+def run_fields(run_dir: Path, events: EventsFold, params: ParamsFold, now: float) -> dict[str, Any]:
+    """The plain fields of a run's record (all but the lists of models), warning once.
+
+    The lines skipped in ``run.jsonl`` and ``params.jsonl`` are warned about here.
+
+    Raises:
+        ValueError: content of a shape not foreseen (the caller makes a placeholder).
+    """
+    run_id = run_dir.name
+    event_skips, params_skips = events.skipped(), params.skipped()
+    warn_skipped(f"{RUNS_DIR}/{run_id}/{RUN_EVENTS}", event_skips)
+    warn_skipped(f"{RUNS_DIR}/{run_id}/{PARAMS}", params_skips)
+    problems = _problems(run_id, events)
+    return {
+        "id": run_id,
+        "status": infer_status(events.last_lifecycle, events.deadline, now),
+        "start_time": _start_time(run_dir, events),
+        "params": _decode_members(params.stored),
+        "tags": _decode_members(events.tags),
+        "segments": max(events.max_seg + 1, 1 if events.process else 0),
+        "skipped": event_skips + problems + params_skips,
+        **_identity(events),
+        **_ending(events),
+    }
 
 
-def _count_error(events: _Events, event: dict[str, Any]) -> None:
-    cause = _str(event.get("cause")) or "unknown"
-    key = _str(event.get("key"))
-    count = _int(event.get("count")) or 1
-    known = events.errors.get((cause, key))
-    if known is not None and known.count > count:
-        return  # counts are cumulative: the largest is the truth, whatever the order
-    message = _str(event.get("message")) or (known.message if known else "")
-    events.errors[cause, key] = LoggedError(cause=cause, key=key, message=message, count=count)
-
-
-def _merge_params(lines: JsonLines) -> tuple[dict[str, Any], list[ParamChange]]:
-    stored: dict[str, Any] = {}
-    history: list[ParamChange] = []
-    for index, record in enumerate(lines.records):
-        changes = record.get("params")
-        if not isinstance(changes, dict):
-            lines.skip(index, "params record without a 'params' object")
-            continue
-        merge_params(stored, changes)
-        time, seg = _datetime(_number(record.get("time"))), _int(record.get("seg")) or 0
-        history.extend(
-            ParamChange(time=time, seg=seg, key=key, value=value)
-            for key, value in flatten_params(_decode_members(changes)).items()
-        )
-    return _decode_members(stored), history
+def _merge_params(params: ParamsFold) -> list[ParamChange]:
+    return [
+        ParamChange(time=_datetime(time), seg=seg, key=key, value=value)
+        for time, seg, changes in params.changes
+        for key, value in flatten_params(_decode_members(changes)).items()
+    ]
 
 
 def _decode_members(stored: dict[str, Any]) -> dict[str, Any]:
     """Decode the values of an object whose keys are names (never itself a tagged value)."""
-    return {key: decode_value(value) for key, value in stored.items()}
+    return {
+        key: decode_value(value) if type(value) in _CONTAINERS else value
+        for key, value in stored.items()
+    }
 
 
-def _problems(run_id: str, lines: JsonLines, events: _Events) -> list[SkippedLine]:
+_CONTAINERS = (dict, list)
+"""Only these hold tagged values: anything else decodes to itself."""
+
+
+def _problems(run_id: str, events: EventsFold) -> list[SkippedLine]:
     """Problems of the run as a whole: no start event, or a format newer than ours."""
     problems: list[SkippedLine] = []
     if events.process is None:
-        problems.append(SkippedLine(lines.name, 0, "no start event"))
+        problems.append(SkippedLine(RUN_EVENTS, 0, "no start event"))
     if events.newest_format is not None and events.newest_format > FORMAT_VERSION:
         reason = (
             f"written in format {events.newest_format}, newer than the format"
             f" {FORMAT_VERSION} this runjournal reads: upgrade runjournal;"
             " the fields it knows were read"
         )
-        problems.append(SkippedLine(lines.name, 0, reason))
-        location = f"{RUNS_DIR}/{run_id}/{lines.name}"
-        warnings.warn(f"{location}: {reason}", RunjournalWarning, stacklevel=3)
+        problems.append(SkippedLine(RUN_EVENTS, 0, reason))
+        location = f"{RUNS_DIR}/{run_id}/{RUN_EVENTS}"
+        warnings.warn(f"{location}: {reason}", RunjournalWarning, stacklevel=4)
     return problems
 
 
@@ -272,15 +274,4 @@ def _datetime(seconds: float | None) -> dt.datetime | None:
         return None
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _int(value: object) -> int | None:
-    return value if type(value) is int else None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+_number, _int, _str = number, integer, text

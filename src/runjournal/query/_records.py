@@ -3,20 +3,24 @@
 A record is built from ``run.jsonl`` and ``params.jsonl`` only, so listing a
 thousand runs reads two small files per run. The metric history is read from
 the metrics files on first use of :attr:`RunRecord.metrics`,
-:attr:`RunRecord.summary` or :meth:`RunRecord.history`, and kept.
+:attr:`RunRecord.summary` or :meth:`RunRecord.history`, and kept; so are the
+captured parts: ``environment.json`` on first use of
+:attr:`RunRecord.environment` or :attr:`RunRecord.command`, ``git.json`` of
+:attr:`RunRecord.git`, ``data.jsonl`` of :attr:`RunRecord.data`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     PrivateAttr,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
     computed_field,
     model_serializer,
@@ -24,6 +28,9 @@ from pydantic import (
 
 from runjournal.errors import InvalidArgumentError
 from runjournal.format import RUNS_DIR, SkippedLine
+from runjournal.query._data import DATA, DataRecord, latest_by_name, read_data
+from runjournal.query._environment import ENVIRONMENT, Command, Environment, parse_environment
+from runjournal.query._git import GIT, GitState, parse_git, read_patch
 from runjournal.query._history import (
     LoadedHistory,
     Steps,
@@ -33,10 +40,30 @@ from runjournal.query._history import (
 )
 from runjournal.query._lines import warn_skipped
 from runjournal.query._summary import MetricSummary, summarize
+from runjournal.query._tolerant import latest_file, read_json_object, warn_problems
 
-__all__ = ["LoggedError", "Note", "ParamChange", "RunRecord", "flatten_params"]
+__all__ = ["LoggedError", "MetricsSource", "Note", "ParamChange", "RunRecord", "flatten_params"]
+
+
+class MetricsSource(Protocol):
+    """Where a record's metrics come from: the store's incremental read of its metrics files."""
+
+    def summary(self) -> dict[str, MetricSummary]:
+        """The summary per key."""
+        ...
+
+    def skipped(self) -> dict[str, list[SkippedLine]]:
+        """The lines skipped per metrics file."""
+        ...
+
+    def history(self) -> LoadedHistory:
+        """Every row."""
+        ...
+
 
 _FROZEN = ConfigDict(frozen=True)
+_T = TypeVar("_T")
+_CAPTURED_FIELDS = ("environment", "git", "data")
 
 
 class ParamChange(BaseModel):
@@ -103,7 +130,11 @@ class RunRecord(BaseModel):
 
     Built by :class:`runjournal.Store`; ``docs/format.md`` describes the
     files it comes from. ``metrics`` and ``summary`` read the metrics files
-    on first access; a record from :meth:`Store.runs` has not read them yet.
+    on first access, ``environment`` and ``command`` read ``environment.json``,
+    ``git`` reads ``git.json`` and ``data`` reads ``data.jsonl``; a record
+    from :meth:`Store.runs` has read none of them yet. A damaged file reads
+    as missing (a field that does not fit, as None), with a problem entry in
+    ``skipped`` and a warning that names the file.
 
     Attributes:
         id: The run id, the name of its directory.
@@ -129,6 +160,10 @@ class RunRecord(BaseModel):
         library: The library that wrote them.
         skipped: Lines skipped and problems met while reading the files read so
             far (``line`` 0 means the whole file).
+        environment: The latest segment's environment snapshot, or None.
+        command: How the process was started (from the environment), or None.
+        git: The git state at the latest start or resume, or None when not captured.
+        data: Every data record, in the order logged.
 
     Example:
         >>> import datetime as dt
@@ -165,6 +200,11 @@ class RunRecord(BaseModel):
     """The run's directory; None for a record built by hand, which has no history."""
     _history: LoadedHistory | None = PrivateAttr(default=None)
     _summary: dict[str, MetricSummary] | None = PrivateAttr(default=None)
+    _metrics_source: MetricsSource | None = PrivateAttr(default=None)
+    """Where the metrics come from when the store read them (or will) for this record."""
+    _metrics_reported: bool = PrivateAttr(default=False)
+    _captured: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """What was read of the captured files, by part, once each."""
 
     @computed_field(repr=False)  # type: ignore[prop-decorator]
     @property
@@ -177,8 +217,79 @@ class RunRecord(BaseModel):
     def summary(self) -> dict[str, MetricSummary]:
         """Per metric key: last, min and max values with their steps, and the count."""
         if self._summary is None:
-            self._summary = summarize(default_view(self._loaded_history()))
+            source = self._metrics_source
+            if source is None:
+                self._summary = summarize(default_view(self._loaded_history()))
+            else:
+                self._report_metric_skips(source)
+                self._summary = source.summary()
         return self._summary
+
+    @computed_field(repr=False)  # type: ignore[prop-decorator]
+    @property
+    def environment(self) -> Environment | None:
+        """The latest segment's ``environment.<seg>.json``, else ``environment.json``."""
+        return self._once("environment", self._read_environment)
+
+    @computed_field(repr=False)  # type: ignore[prop-decorator]
+    @property
+    def command(self) -> Command | None:
+        """The command line, working directory and executable, from the environment file."""
+        environment = self.environment
+        return environment.command if environment is not None else None
+
+    @computed_field(repr=False)  # type: ignore[prop-decorator]
+    @property
+    def git(self) -> GitState | None:
+        """The latest segment's ``git.<seg>.json``, else ``git.json``; None when there is none."""
+        return self._once("git", self._read_git)
+
+    @computed_field(repr=False)  # type: ignore[prop-decorator]
+    @property
+    def data(self) -> list[DataRecord]:
+        """Every record of ``data.jsonl``, in the order logged."""
+        return self._once("data", self._read_data)
+
+    @property
+    def data_by_name(self) -> dict[str, DataRecord]:
+        """The latest data record of each name."""
+        return latest_by_name(self.data)
+
+    @property
+    def dir(self) -> Path | None:
+        """The run's directory, ``<store>/runs/<run_id>``; None for a record built by hand."""
+        return self._run_dir
+
+    @property
+    def git_patch_path(self) -> Path | None:
+        """The run's ``git.patch`` (of the latest segment), when it holds changes that apply."""
+        git = self.git
+        if self._run_dir is None or git is None or not git.has_patch or git.patch is None:
+            return None
+        name = git.patch.file or "git.patch"
+        if Path(name).name != name:  # a name from the store is never a path out of the run
+            return None
+        return self._run_dir / name
+
+    def git_patch(self) -> str | None:
+        """The text of the uncommitted changes (``git.patch``), read now; None without any.
+
+        Bytes that are not UTF-8 read as U+FFFD; apply the file itself
+        (:attr:`git_patch_path`) rather than this text.
+
+        Example:
+            >>> import datetime as dt
+            >>> RunRecord(id="r1", status="completed",
+            ...           start_time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).git_patch() is None
+            True
+        """
+        if self._run_dir is None:
+            return None
+        data, problems = read_patch(self._run_dir, self.git)
+        if "patch" not in self._captured:  # report a bad patch once, however often it is read
+            self._captured["patch"] = True
+            self._report(problems[0].file if problems else "git.patch", problems)
+        return None if data is None else data.decode("utf-8", errors="replace")
 
     @property
     def flat_params(self) -> dict[str, Any]:
@@ -233,28 +344,97 @@ class RunRecord(BaseModel):
             return self.metrics.get(key)
         if key and group == "tags":
             return self.tags.get(key)
+        if name in _GIT_COLUMNS:
+            return getattr(self.git, name[len("git.") :], None)
+        data_name, _, field = key.rpartition(".")
+        if group == "data" and data_name and field in DataRecord.model_fields:
+            return getattr(self.data_by_name.get(data_name), field, None)
         if name in _PLAIN_COLUMNS:
             return getattr(self, _PLAIN_COLUMNS[name])
         raise InvalidArgumentError(
             f"unknown column {name!r}: use one of {', '.join(sorted(_PLAIN_COLUMNS))},"
-            " or params.<name>, metrics.<name>, tags.<name>",
+            f" {', '.join(_GIT_COLUMNS)},"
+            " or params.<name>, metrics.<name>, tags.<name>, data.<name>.hash",
             argument="column",
             value=name,
         )
 
     @model_serializer(mode="wrap")
-    def _dump_with_history(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Read the history first so that the skipped lines of metrics files are in the dump.
-        self._loaded_history()
+    def _dump_with_history(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # Read the history and the captured files first, so that their skipped lines
+        # are in the dump; parts left out of the dump are not read.
+        if self._metrics_source is None:
+            self._loaded_history()
+        else:
+            self._report_metric_skips(self._metrics_source)
+        excluded = info.exclude if isinstance(info.exclude, (set, dict)) else ()
+        for part in _CAPTURED_FIELDS:
+            if part not in excluded:
+                getattr(self, part)
         dumped: dict[str, Any] = handler(self)
         return dumped
+
+    def _once(self, part: str, read: Callable[[], _T]) -> _T:
+        if part not in self._captured:
+            self._captured[part] = read()
+        return cast(_T, self._captured[part])
+
+    def _report(self, file_name: str, problems: list[SkippedLine]) -> None:
+        self.skipped.extend(problems)
+        warn_problems(f"{RUNS_DIR}/{self.id}/{file_name}", problems)
+
+    def _read_environment(self) -> Environment | None:
+        if self._run_dir is None:
+            return None
+        path = latest_file(self._run_dir, ENVIRONMENT)
+        document, problems = read_json_object(path)
+        environment = None
+        if document is not None:
+            environment, more = parse_environment(document, path.name)
+            problems += more
+        self._report(path.name, problems)
+        return environment
+
+    def _read_git(self) -> GitState | None:
+        if self._run_dir is None:
+            return None
+        path = latest_file(self._run_dir, GIT)
+        document, problems = read_json_object(path)
+        state = None
+        if document is not None:
+            state, more = parse_git(document, path.name)
+            problems += more
+        self._report(path.name, problems)
+        return state
+
+    def _read_data(self) -> list[DataRecord]:
+        if self._run_dir is None:
+            return []
+        records, skipped = read_data(self._run_dir)
+        self.skipped.extend(skipped)
+        warn_skipped(f"{RUNS_DIR}/{self.id}/{DATA}", skipped)
+        return records
 
     def _loaded_history(self) -> LoadedHistory:
         if self._history is None:
             self._history = self._read_history()
         return self._history
 
+    def _report_metric_skips(self, source: MetricsSource) -> None:
+        """Report the lines the metrics files skipped, once per record."""
+        if not self._metrics_reported:
+            self._metrics_reported = True
+            for name, skipped in source.skipped().items():
+                self.skipped.extend(skipped)
+                warn_skipped(f"{RUNS_DIR}/{self.id}/{name}", skipped)
+
     def _read_history(self) -> LoadedHistory:
+        if self._metrics_source is not None:
+            history = self._metrics_source.history()
+            self._report_metric_skips(self._metrics_source)
+            return history
         if self._run_dir is None:
             return LoadedHistory()
         history = read_history(self._run_dir)
@@ -279,6 +459,9 @@ _PLAIN_COLUMNS = {
     "job_id": "job_id",
     "segments": "segments",
 }
+
+
+_GIT_COLUMNS = ("git.commit", "git.branch", "git.dirty")
 
 
 def flatten_params(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

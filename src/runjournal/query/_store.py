@@ -6,7 +6,6 @@ an ``end`` event to one run.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -19,12 +18,17 @@ from runjournal.errors import (
     RunInProgressError,
     RunNotFoundError,
 )
-from runjournal.format import RUN_EVENTS, RUN_ID_PATTERN, RUNS_DIR, Status, read_lines
+from runjournal.format import RUN_EVENTS, RUNS_DIR, Status, read_lines
 from runjournal.query._append import append_line
+from runjournal.query._catalog import Catalog, Entry
+from runjournal.query._catalog import run_ids as catalog_run_ids
+from runjournal.query._downsample import Sampling
 from runjournal.query._history import Steps
+from runjournal.query._metricsfile import paused_gc
 from runjournal.query._reader import load_run
 from runjournal.query._records import RunRecord
-from runjournal.query._status import STATUSES
+from runjournal.query._select import RunQuery, TimeBound
+from runjournal.query._view import RunView, make_view, record_view
 from runjournal.store import find_store, open_store
 from runjournal.typing import PathLike
 
@@ -40,7 +44,6 @@ RunRefs: TypeAlias = Iterable[str | RunRecord] | str | RunRecord | None
 """Runs to read history from: ids, id prefixes, names or records; None for all."""
 
 _MAX_LISTED_MATCHES = 10
-_MISSING = object()
 
 
 class Store:
@@ -49,6 +52,9 @@ class Store:
     Args:
         path: The store directory; by default ``RUNJOURNAL_STORE``, else the
             nearest ``.runjournal`` in the working directory or its parents.
+        cache: Use the query cache under ``<store>/.cache/query`` by default
+            (each method also takes ``cache=``). It is derived from the run
+            files only, safe to delete, and never changes an answer.
 
     Raises:
         StoreError: there is no store there (reading never creates one).
@@ -68,8 +74,9 @@ class Store:
         [('r1', 'demo', 'completed', 60.0)]
     """
 
-    def __init__(self, path: PathLike | None = None) -> None:
+    def __init__(self, path: PathLike | None = None, *, cache: bool = True) -> None:
         self.path: Path = open_store(find_store(path))
+        self.cache = cache
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -80,32 +87,54 @@ class Store:
         status: str | Collection[str] | None = None,
         tags: Mapping[str, Any] | None = None,
         where: Where | str | None = None,
+        *,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        cache: bool | None = None,
     ) -> list[RunRecord]:
-        """The runs of the store, oldest first (by start time, then id).
+        """The runs of the store, oldest first (by start time, then id), or as ``sort`` says.
 
-        Reads each run's ``run.jsonl`` and ``params.jsonl`` only; metrics are
-        read when a record's ``metrics``, ``summary`` or ``history`` is used.
+        Reads each run's ``run.jsonl`` and ``params.jsonl``; metrics are read
+        when a record's ``metrics``, ``summary`` or ``history`` is used, or
+        when ``where`` or ``sort`` name a ``metrics.`` column (then only their
+        summaries). With the query cache (``.cache/query``, on by default),
+        only what was appended since the last query is read.
 
         Args:
             experiment: Only runs of this experiment.
             status: Only runs with this status, or one of these statuses.
             tags: Only runs that have all these tags with these values.
-            where: Only runs for which this function returns true.
+            where: A filter expression such as ``"params.lr >= 0.01 and
+                metrics.val_loss < 0.3"`` (``docs/query.md``), or a function of
+                the record that returns true for the runs to keep.
+            since: Only runs started at or after this time: a datetime (naive
+                is local time), a date, epoch seconds, an ISO 8601 string, or
+                a duration back from now (``"7d"``, ``"12h"``).
+            until: Only runs started before this time (same forms).
+            sort: A column to sort by (``"metrics.val/acc"``), with a leading
+                ``-`` for descending; runs without a value come last.
+            limit: At most this many runs, after sorting.
+            cache: Use the query cache (default: the store's ``cache``).
 
         Raises:
-            InvalidArgumentError: an unknown status, or ``where`` given as a string.
+            InvalidArgumentError: an unknown status or sort column, a bad time or limit.
+            FilterError: ``where`` is an expression that does not parse.
 
         Example:
             >>> from runjournal.store import init_store
-            >>> Store(init_store(Path("empty-store").absolute())).runs(status="running")
+            >>> store = Store(init_store(Path("empty-store").absolute()))
+            >>> store.runs(status="running", where="params.lr > 0.1", sort="-start_time")
             []
         """
-        keep = _run_filter(experiment, status, tags, where)
-        now = time.time()
-        records = [load_run(run_dir, now) for run_dir in self._run_dirs()]
-        return sorted(filter(keep, records), key=lambda run: (run.start_time, run.id))
+        query = RunQuery.build(
+            experiment, status, tags, where, since=since, until=until, sort=sort, limit=limit
+        )
+        with paused_gc():
+            return [view.record() for view in self._views(query, cache=cache)]
 
-    def run(self, ref: str) -> RunRecord:
+    def run(self, ref: str, *, cache: bool | None = None) -> RunRecord:
         """The run with this id, unique id prefix, or unique name.
 
         Raises:
@@ -120,34 +149,9 @@ class Store:
             ...     print(error.ref)
             nope
         """
-        if not isinstance(ref, str) or not ref:
-            raise InvalidArgumentError(
-                f"a run reference is a run id, id prefix or name, not {ref!r}",
-                argument="ref",
-                value=ref,
-            )
-        run_ids = self._run_ids()
-        if ref in run_ids:
-            return load_run(self._runs_dir / ref, time.time())
-        matches = [run_id for run_id in run_ids if run_id.startswith(ref)]
-        if len(matches) != 1:
-            named = [run_id for run_id in run_ids if self._name_of(run_id) == ref]
-            matches = sorted(set(matches) | set(named))
-        if not matches:
-            raise RunNotFoundError(
-                f"no run in {self.path} has the id, id prefix or name {ref!r}"
-                " (see `runjournal ls`)",
-                ref=ref,
-            )
-        if len(matches) > 1:
-            shown = ", ".join(matches[:_MAX_LISTED_MATCHES])
-            more = "" if len(matches) <= _MAX_LISTED_MATCHES else ", ..."
-            raise AmbiguousRunError(
-                f"{ref!r} matches {len(matches)} runs ({shown}{more}): give more of the id",
-                ref=ref,
-                matches=matches,
-            )
-        return load_run(self._runs_dir / matches[0], time.time())
+        run_id = self._resolve(ref, cache=cache)
+        (view,) = self._views(RunQuery(), cache=cache, only=[run_id])
+        return view.record()
 
     def metrics(
         self,
@@ -156,6 +160,9 @@ class Store:
         *,
         steps: Steps | None = None,
         raw: bool = False,
+        every: int | None = None,
+        max_points: int | None = None,
+        cache: bool | None = None,
     ) -> list[dict[str, Any]]:
         """Metric history of several runs as rows with a ``run_id``, run by run.
 
@@ -164,17 +171,24 @@ class Store:
             keys: A metric name or names; None for all.
             steps: An inclusive ``(lo, hi)`` step range.
             raw: Every row with its segment, instead of the default view.
+            every: Downsample each series (run, writer and key) in buckets of
+                this many points, keeping the first, last, smallest and
+                largest of each (``docs/query.md``).
+            max_points: Downsample each series to at most this many points, the same way.
+            cache: Use the query cache (default: the store's ``cache``).
 
         Example:
             >>> from runjournal.store import init_store
             >>> Store(init_store(Path("empty-store").absolute())).metrics()
             []
         """
-        return [
-            {"run_id": record.id, **row}
-            for record in self._records(runs)
-            for row in record.history(keys, steps=steps, raw=raw)
-        ]
+        sampling = Sampling.build(every, max_points)
+        rows: list[dict[str, Any]] = []
+        with paused_gc():
+            for view in self._history_views(runs, cache=cache):
+                history = view.history(keys, steps=steps, raw=raw)
+                rows += [{"run_id": view.id, **row} for row in sampling.rows(history)]
+        return rows
 
     def to_pandas(
         self,
@@ -182,6 +196,12 @@ class Store:
         status: str | Collection[str] | None = None,
         tags: Mapping[str, Any] | None = None,
         where: Where | str | None = None,
+        *,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        cache: bool | None = None,
     ) -> pd.DataFrame:
         """The runs as a DataFrame, one row per run; see :func:`runjournal.load_runs`.
 
@@ -190,9 +210,44 @@ class Store:
             >>> list(Store(init_store(Path("empty-store").absolute())).to_pandas().columns)[:3]
             ['run_id', 'name', 'experiment']
         """
-        from runjournal.query._pandas import runs_frame
+        from runjournal.query._pandas import views_frame
 
-        return runs_frame(self.runs(experiment, status, tags, where))
+        query = RunQuery.build(
+            experiment, status, tags, where, since=since, until=until, sort=sort, limit=limit
+        )
+        with paused_gc():
+            return views_frame(self._views(query, cache=cache, table=True))
+
+    def to_polars(
+        self,
+        experiment: str | None = None,
+        status: str | Collection[str] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        where: Where | str | None = None,
+        *,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        cache: bool | None = None,
+    ) -> Any:
+        """The runs as a Polars DataFrame (the ``polars`` extra); as :meth:`to_pandas`.
+
+        Raises:
+            MissingDependencyError: polars is not installed.
+
+        Example:
+            >>> from runjournal.store import init_store
+            >>> Store(init_store(Path("empty-store").absolute())).to_polars().columns[:2]
+            ['run_id', 'name']
+        """
+        from runjournal.query._engines import runs_polars
+
+        query = RunQuery.build(
+            experiment, status, tags, where, since=since, until=until, sort=sort, limit=limit
+        )
+        with paused_gc():
+            return runs_polars(self._views(query, cache=cache, table=True))
 
     def metrics_to_pandas(
         self,
@@ -201,17 +256,24 @@ class Store:
         *,
         steps: Steps | None = None,
         raw: bool = False,
+        every: int | None = None,
+        max_points: int | None = None,
+        wide: bool = False,
+        cache: bool | None = None,
     ) -> pd.DataFrame:
-        """The metric history as a long DataFrame; see :func:`runjournal.load_metrics`.
+        """The metric history as a DataFrame; see :func:`runjournal.load_metrics`.
 
         Example:
             >>> from runjournal.store import init_store
             >>> list(Store(init_store(Path("empty-store").absolute())).metrics_to_pandas().columns)
             ['run_id', 'step', 'time', 'key', 'value']
         """
-        from runjournal.query._pandas import metrics_frame
+        from runjournal.query._history_frame import history_frame
 
-        return metrics_frame(self.metrics(runs, keys, steps=steps, raw=raw))
+        sampling = Sampling.build(every, max_points)
+        with paused_gc():
+            views = self._history_views(runs, cache=cache)
+            return history_frame(views, keys, steps=steps, raw=raw, sampling=sampling, wide=wide)
 
     def close(self, ref: str, status: str = Status.CRASHED) -> RunRecord:
         r"""Record the end of a run that died without one, and return it as now read.
@@ -266,39 +328,91 @@ class Store:
     def _runs_dir(self) -> Path:
         return self.path / RUNS_DIR
 
-    def _run_ids(self) -> list[str]:
-        """The ids of the run directories; other entries of ``runs/`` are ignored."""
-        try:
-            with os.scandir(self._runs_dir) as entries:
-                return sorted(
-                    entry.name
-                    for entry in entries
-                    if RUN_ID_PATTERN.fullmatch(entry.name) and entry.is_dir()
-                )
-        except FileNotFoundError:
-            return []
+    def _catalog(self, cache: bool | None) -> Catalog:
+        return Catalog(self.path, cache=self.cache if cache is None else cache)
 
-    def _run_dirs(self) -> list[Path]:
-        return [self._runs_dir / run_id for run_id in self._run_ids()]
+    def _views(
+        self,
+        query: RunQuery,
+        *,
+        cache: bool | None,
+        only: list[str] | None = None,
+        metrics: bool = False,
+        table: bool = False,
+    ) -> list[RunView]:
+        """The runs the query keeps, in its order, as views.
 
-    def _name_of(self, run_id: str) -> str | None:
-        """The name in a run's first start event, read quietly (no warnings)."""
-        try:
-            events = read_lines(self._runs_dir / run_id / RUN_EVENTS).records
-        except OSError:
-            return None
-        for event in events:
-            if event.get("event") == "start":
-                name = event.get("name")
-                return name if isinstance(name, str) else None
-        return None
+        Args:
+            query: The filters, order and limit.
+            cache: Use the query cache (None: the store's default).
+            only: Only these run ids.
+            metrics: Bring the metrics summaries up to date (else only if the query needs them).
+            table: The run table will be made: bring its git and data columns up to date too.
+        """
+        entries = self._catalog(cache).entries(
+            metrics=metrics or table or query.needs_metrics,
+            captured=table or query.needs_captured,
+            only=only,
+        )
+        now = time.time()
+        views = [make_view(entry, now) for entry in entries.values()]
+        views.sort(key=lambda view: (view.fields["start_time"], view.id))
+        kept = [view for view in views if query.keep(view)]
+        if query.where is not None:
+            where = query.where
+            kept = [view for view in kept if bool(where(view.record()))]
+        return query.order(kept)
 
-    def _records(self, runs: RunRefs) -> list[RunRecord]:
+    def _history_views(self, runs: RunRefs, *, cache: bool | None) -> list[RunView]:
+        """The views of the runs whose history is asked for, in order, with fresh metrics."""
         if runs is None:
-            return self.runs()
-        if isinstance(runs, (str, RunRecord)):
-            runs = [runs]
-        return [ref if isinstance(ref, RunRecord) else self.run(ref) for ref in runs]
+            return self._views(RunQuery(), cache=cache, metrics=True)
+        refs = [runs] if isinstance(runs, (str, RunRecord)) else list(runs)
+        resolved = [
+            ref if isinstance(ref, RunRecord) else self._resolve(ref, cache=cache) for ref in refs
+        ]
+        ids = [ref for ref in resolved if isinstance(ref, str)]
+        found = self._views(RunQuery(), cache=cache, only=ids, metrics=True) if ids else []
+        views = {view.id: view for view in found}
+        return [views[ref] if isinstance(ref, str) else record_view(ref) for ref in resolved]
+
+    def _resolve(self, ref: str, *, cache: bool | None) -> str:
+        """The id of the run with this id, unique id prefix, or unique name."""
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgumentError(
+                f"a run reference is a run id, id prefix or name, not {ref!r}",
+                argument="ref",
+                value=ref,
+            )
+        run_ids = catalog_run_ids(self.path)
+        if ref in run_ids:
+            return ref
+        matches = [run_id for run_id in run_ids if run_id.startswith(ref)]
+        if len(matches) != 1:
+            entries = self._catalog(cache).entries(metrics=False, captured=False)
+            named = [run_id for run_id, entry in entries.items() if _name_of(entry) == ref]
+            matches = sorted(set(matches) | set(named))
+        if not matches:
+            raise RunNotFoundError(
+                f"no run in {self.path} has the id, id prefix or name {ref!r}"
+                " (see `runjournal ls`)",
+                ref=ref,
+            )
+        if len(matches) > 1:
+            shown = ", ".join(matches[:_MAX_LISTED_MATCHES])
+            more = "" if len(matches) <= _MAX_LISTED_MATCHES else ", ..."
+            raise AmbiguousRunError(
+                f"{ref!r} matches {len(matches)} runs ({shown}{more}): give more of the id",
+                ref=ref,
+                matches=matches,
+            )
+        return matches[0]
+
+
+def _name_of(entry: Entry) -> str | None:
+    """The name in a run's first start event (read quietly: no warnings)."""
+    name = entry.row.get("name") if entry.row is not None else None
+    return name if isinstance(name, str) and name else None
 
 
 def _last_seen(run_dir: Path, record: RunRecord) -> float:
@@ -311,48 +425,6 @@ def _last_seen(run_dir: Path, record: RunRecord) -> float:
     ]
     times += [row["time"] for row in record.history(raw=True)]
     return max(times)
-
-
-def _run_filter(
-    experiment: str | None,
-    status: str | Collection[str] | None,
-    tags: Mapping[str, Any] | None,
-    where: Where | str | None,
-) -> Callable[[RunRecord], bool]:
-    """One predicate for all the filters of :meth:`Store.runs`, checked up front."""
-    statuses = _statuses(status)
-    if isinstance(where, str):
-        raise InvalidArgumentError(
-            "where= takes a function of a RunRecord for now; filter expressions in a"
-            f" string are not supported yet: {where!r}",
-            argument="where",
-            value=where,
-        )
-    wanted_tags = dict(tags or {})
-
-    def keep(run: RunRecord) -> bool:
-        return (
-            (experiment is None or run.experiment == experiment)
-            and (statuses is None or run.status in statuses)
-            and all(run.tags.get(key, _MISSING) == value for key, value in wanted_tags.items())
-            and (where is None or bool(where(run)))
-        )
-
-    return keep
-
-
-def _statuses(status: str | Collection[str] | None) -> frozenset[str] | None:
-    if status is None:
-        return None
-    statuses = frozenset({status} if isinstance(status, str) else status)
-    unknown = sorted(str(value) for value in statuses - STATUSES)
-    if unknown:
-        raise InvalidArgumentError(
-            f"unknown status {', '.join(unknown)}: use {', '.join(sorted(STATUSES))}",
-            argument="status",
-            value=status,
-        )
-    return statuses
 
 
 def _check_closable(record: RunRecord) -> None:
