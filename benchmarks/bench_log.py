@@ -65,7 +65,7 @@ def floor_times(directory: Path, calls: int) -> list[int]:
 
 
 def runjournal_times(directory: Path, calls: int) -> list[int]:
-    run = runjournal.start(store=directory / "store", strict=False)
+    run = runjournal.start(store=directory / "store", strict=False, capture=False)
 
     def log(i: int) -> None:
         run.log(metrics_for(i))
@@ -124,11 +124,15 @@ def import_ms(repeats: int, module: str = "runjournal") -> tuple[float, bool]:
     return statistics.median(samples), heavy
 
 
-def start_end_ms(directory: Path, repeats: int) -> float:
+def start_end_ms(directory: Path, repeats: int, *, capture: bool) -> float:
+    """start() + end() of an empty run; capture=False is the bare cost the core promises."""
     samples = []
     for _ in range(repeats):
         begin = time.perf_counter()
-        runjournal.start(store=directory / "empty", strict=False).end()
+        run = runjournal.start(
+            store=directory / "empty", strict=False, capture=capture, system_metrics=capture
+        )
+        run.end()
         samples.append((time.perf_counter() - begin) * 1000)
     return statistics.median(samples)
 
@@ -157,7 +161,8 @@ def main() -> None:
             log_runs.append(summary(runjournal_times(directory, args.calls)))
         for _ in range(max(1, args.repeats // 2)):
             slow_runs.append(summary(slow_flush_times(directory, args.calls)))
-        startup = start_end_ms(directory, 20)
+        startup = start_end_ms(directory, 20, capture=False)
+        startup_captured = start_end_ms(directory, 20, capture=True)
     floor, log, slow = median_of(floor_runs), median_of(log_runs), median_of(slow_runs)
     imported_ms, heavy = import_ms(max(15, args.repeats))
     orjson_ms, _ = import_ms(max(15, args.repeats), "orjson")
@@ -176,6 +181,7 @@ def main() -> None:
         "import_orjson_alone_ms": orjson_ms,
         "import_pulls_pydantic_or_pandas": heavy,
         "start_end_ms": startup,
+        "start_end_with_capture_ms": startup_captured,
     }
     print(json.dumps(results, indent=2))
     if args.json:

@@ -33,6 +33,7 @@ def test_event_examples_use_known_kinds_statuses_and_required_fields() -> None:
         Event.NOTE,
         Event.HEARTBEAT,
         Event.ERROR,
+        Event.ALERT,
         Event.END,
     }
     events = [example for example in _examples() if "event" in example]

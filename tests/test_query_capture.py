@@ -44,7 +44,7 @@ def test_the_format_doc_examples_read_without_a_problem() -> None:
     examples = _doc_examples()
     environments = [e for e in examples if "captured_at" in e]
     gits = [e for e in examples if "commit" in e and "remotes" in e]
-    data = [e for e in examples if "hash" in e and "name" in e]
+    data = [e for e in examples if "hash" in e and "name" in e and "role" in e]
     assert environments and gits and data
     for example in environments:
         environment = Environment.model_validate(example)

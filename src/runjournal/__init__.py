@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runjournal import errors
+from runjournal._attach import attach
 from runjournal._start import active_run, end, log, log_data, log_params, note, start, tag
 from runjournal._version import __version__
 from runjournal.errors import RunjournalError, RunjournalWarning
@@ -37,6 +38,7 @@ __all__ = [
     "Store",
     "__version__",
     "active_run",
+    "attach",
     "diff",
     "end",
     "errors",

@@ -37,6 +37,37 @@ CAPTURE_ENV = "RUNJOURNAL_CAPTURE_ENV"
 SECRET_WORDS = "RUNJOURNAL_SECRET_WORDS"
 """More words that make a name secret (redacted), comma-separated: ``pin,otp``."""
 
+SYSTEM_METRICS = "RUNJOURNAL_SYSTEM_METRICS"
+"""``0`` turns the system sampler off, a number sets its interval in seconds (default 10)."""
+
+RANK_TIMEOUT = "RUNJOURNAL_RANK_TIMEOUT"
+"""Seconds a rank above 0 waits for rank 0 to create the run (default 300)."""
+
+RANK = "RANK"
+LOCAL_RANK = "LOCAL_RANK"
+WORLD_SIZE = "WORLD_SIZE"
+LOCAL_WORLD_SIZE = "LOCAL_WORLD_SIZE"
+TORCHELASTIC_RUN_ID = "TORCHELASTIC_RUN_ID"
+"""torchrun / torch.distributed: a process's rank, world size, and the job's rendezvous id."""
+
+SLURM_PROCID = "SLURM_PROCID"
+SLURM_NTASKS = "SLURM_NTASKS"
+SLURM_LOCALID = "SLURM_LOCALID"
+SLURM_JOB_ID = "SLURM_JOB_ID"
+SLURM_STEP_ID = "SLURM_STEP_ID"
+"""SLURM multi-task jobs (``srun --ntasks``): a task's rank, the task count, the job and step."""
+
+OMPI_COMM_WORLD_RANK = "OMPI_COMM_WORLD_RANK"
+OMPI_COMM_WORLD_SIZE = "OMPI_COMM_WORLD_SIZE"
+OMPI_COMM_WORLD_LOCAL_RANK = "OMPI_COMM_WORLD_LOCAL_RANK"
+OMPI_COMM_WORLD_LOCAL_SIZE = "OMPI_COMM_WORLD_LOCAL_SIZE"
+MPI_JOB_IDS = ("PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid")
+"""Open MPI (``mpirun``): a process's rank and world size, and ids of the MPI job."""
+
+QUERY_WORKERS = "RUNJOURNAL_QUERY_WORKERS"
+"""Processes a query may use to read many runs at once (default: the CPUs, at most 8; 0 or 1:
+none). Only a query that reads hundreds of runs with the query cache on starts them."""
+
 SCHEDULER_JOB_IDS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
 """Job ids of batch schedulers, recorded so a stale run can be checked by hand."""
 

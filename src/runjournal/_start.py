@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from runjournal import _env, _lifecycle, _process
+from runjournal import _env, _lifecycle, _process, _ranks
 from runjournal.errors import (
     InvalidArgumentError,
     InvalidNameError,
@@ -38,11 +38,13 @@ from runjournal.store import (
     init_store,
     new_run_id,
     new_run_name,
+    open_store,
 )
 from runjournal.typing import Metrics, Params, PathLike
 from runjournal.values import check_run_id, coerce_params, merge_params
 
 if TYPE_CHECKING:
+    from runjournal.alerts import Alert
     from runjournal.capture._options import CaptureOptions
     from runjournal.capture.data import DataRecord
     from runjournal.capture.git import GitCapture
@@ -74,6 +76,11 @@ def start(
     durability: Durability = "buffered",
     capture: bool | Mapping[str, Any] | CaptureOptions | None = None,
     require_clean_git: bool = False,
+    system_metrics: bool | float | None = None,
+    per_rank: bool = False,
+    capture_output: bool | Literal["fd"] = False,
+    alerts: Sequence[Alert] | None = None,
+    on_nan: Literal["log", "raise"] = "log",
 ) -> Run:
     """Start a run (or resume one) and make it the active run.
 
@@ -104,6 +111,25 @@ def start(
             the run: a part that fails is recorded, with a warning.
         require_clean_git: Refuse to start when tracked files differ from the
             git ``HEAD`` (or there is no git state to check).
+        system_metrics: Sample CPU, memory, disk, network and GPU figures into
+            ``system.jsonl`` (``docs/system-metrics.md``): True (every 10 s),
+            False, or the interval in seconds (default
+            ``RUNJOURNAL_SYSTEM_METRICS``, else True).
+        capture_output: Tee stdout and stderr to the run's ``output.log``
+            while they still reach the terminal: True (what Python prints),
+            ``"fd"`` (file descriptors 1 and 2: also C code and child
+            processes), or False (default). Restored at ``end()``.
+        alerts: :class:`runjournal.alerts.Alert` rules to watch from the
+            first step, as with :meth:`Run.watch` (``docs/alerts.md``).
+        on_nan: ``"raise"`` makes ``log`` raise
+            :class:`~runjournal.errors.NonFiniteMetricError` when any value
+            logged is NaN or infinite (after logging it), whatever the
+            strictness; ``"log"`` (default) logs it as any value.
+        per_rank: In a distributed job (torchrun, ``mpirun``, ``srun`` with
+            several tasks; ``docs/distributed.md``) the job is one run, which
+            rank 0 starts. The other ranks get a run that writes nothing, or,
+            with ``per_rank=True``, one that appends their metrics to
+            ``metrics.rank<N>.jsonl`` of that run.
 
     Raises:
         InvalidArgumentError: an argument is not valid.
@@ -135,9 +161,19 @@ def start(
         durability=durability,
     )
     options = _capture_options(capture, require_clean_git)
+    sampling = _system_interval(system_metrics)
+    _check_choice("capture_output", capture_output, (False, True, "fd"))
+    console = {False: None, True: "python", "fd": "fd"}[capture_output]
+    _check_choice("on_nan", on_nan, ("log", "raise"))
+    watching = _alerts(alerts)
     settings = settings._replace(secret_words=_secret_words(options))
     coerced_params = coerce_params(params) if params is not None else {}
     coerced_tags = coerce_tags(_check_mapping("tags", tags)) if tags is not None else {}
+    _check_choice("per_rank", per_rank, (False, True))
+    if settings.mode == "online" and (ranks := _ranks.detect()) is not None:
+        settings = _job_settings(settings, ranks)
+        if ranks.rank != 0:
+            return _join_as_rank(settings, ranks, store, per_rank=per_rank)
     if settings.mode == "disabled":
         return _register(settings.new_run(None, settings.run_id or new_run_id(), segment=0))
     git = _check_clean_git(options) if require_clean_git else None
@@ -145,7 +181,9 @@ def start(
     if settings.run_id is not None and (root / RUNS_DIR / settings.run_id).is_dir():
         if not settings.resume:
             create_run_dir(root, settings.run_id)  # raises RunExistsError with the advice
-        return _capture(_resume(settings, root, coerced_params, coerced_tags), options, git)
+        resumed = _resume(settings, root, coerced_params, coerced_tags)
+        resumed._add_alerts(watching, on_nan)
+        return _sampled(_capture(resumed, options, git), sampling, console)
     if settings.resume is True:
         raise RunNotFoundError(
             f"cannot resume run {settings.run_id!r}: it does not exist in {root}"
@@ -155,7 +193,65 @@ def start(
     run_id, run_dir = create_run_dir(root, settings.run_id)
     run = settings.new_run(run_dir, run_id, segment=0)
     run._start_events({"event": Event.START, **_identity_fields(run)}, coerced_tags, coerced_params)
-    return _capture(_register(run), options, git)
+    run._add_alerts(watching, on_nan)
+    return _sampled(_capture(_register(run), options, git), sampling, console)
+
+
+def _alerts(alerts: object) -> list[Alert]:
+    from runjournal.alerts import as_alerts
+
+    return as_alerts(alerts)
+
+
+def _system_interval(value: object) -> float | None:
+    """The sampler's interval in seconds from ``system_metrics``; None when off."""
+    from runjournal._sampler import DEFAULT_INTERVAL
+
+    source = "system_metrics"
+    if value is None:
+        text = _env.text(_env.SYSTEM_METRICS)
+        if text is None:
+            return DEFAULT_INTERVAL
+        lowered = text.lower()
+        if lowered in _env.BOOLEAN_WORDS:
+            value = lowered in ("1", "true", "yes", "on")
+        else:
+            value, source = text, _env.SYSTEM_METRICS
+    if value is True:
+        return DEFAULT_INTERVAL
+    if value is False:
+        return None
+    return _seconds(source, value, "", DEFAULT_INTERVAL)
+
+
+def _sampled(run: Run, interval: float | None, console: str | None) -> Run:
+    """Start the run's background parts: the system sampler and the console capture."""
+    run._start_sampler(interval)
+    run._start_console(console)
+    return run
+
+
+def _job_settings(settings: _Settings, ranks: _ranks.Ranks) -> _Settings:
+    """Every rank's settings name the job's run; a derived id resumes the job's own run."""
+    if settings.run_id is not None:
+        return settings
+    resume = settings.resume or "allow"  # a restarted or requeued job continues its run
+    return settings._replace(run_id=_ranks.job_run_id(ranks), resume=resume)
+
+
+def _join_as_rank(
+    settings: _Settings, ranks: _ranks.Ranks, store: PathLike | None, *, per_rank: bool
+) -> Run:
+    """A rank above 0: a run that writes nothing, or (``per_rank``) an attached writer."""
+    assert settings.run_id is not None
+    if not per_rank:
+        return _register(settings.new_run(None, settings.run_id, segment=0))
+    from runjournal._attach import attach_rank
+
+    root = find_store(store)
+    _ranks.wait_for_run(root / RUNS_DIR / settings.run_id, _ranks.rank_timeout())
+    run_dir = open_store(root) / RUNS_DIR / settings.run_id
+    return attach_rank(run_dir, ranks.writer, settings.strict, settings.flush_interval)
 
 
 class _Settings(NamedTuple):

@@ -4,7 +4,8 @@ Commands: ``ls`` lists runs, ``show`` prints everything about one run (or,
 with ``--reproduce``, the recipe to run it again), ``close`` records the end
 of a run that died without one, ``diff`` shows what differs between two runs,
 ``verify-data`` checks that a run's data is unchanged and ``export`` writes
-runs and metric history to Parquet or CSV. ``docs/cli.md``
+runs and metric history to Parquet or CSV; ``logs`` prints a run's
+console output and ``tail`` follows its metrics while it runs. ``docs/cli.md``
 describes each with examples. Problems the user can fix are printed as
 ``runjournal: error: <message>`` with exit code 1; a wrong command line exits
 with code 2; output cut short by a closed pipe (``runjournal ls | head``)
@@ -26,7 +27,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from runjournal import _cli_compare, _cli_doctor, _cli_query
+from runjournal import _cli_artifacts, _cli_compare, _cli_doctor, _cli_follow, _cli_query
 from runjournal._terminal import (
     format_duration,
     format_number,
@@ -36,7 +37,7 @@ from runjournal._terminal import (
     truncate,
 )
 from runjournal._version import __version__
-from runjournal.errors import RunjournalError, RunjournalWarning
+from runjournal.errors import FilterError, RunjournalError, RunjournalWarning
 from runjournal.format import Status
 from runjournal.query import STATUSES, Store
 from runjournal.query._json import dumps_tagged
@@ -77,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = handler(Store(args.store), args)
         except RunjournalError as error:
             _report_warnings(caught)
-            print(f"runjournal: error: {safe(str(error))}", file=sys.stderr)
+            multiline = isinstance(error, FilterError)  # the expression, and a caret under it
+            print(
+                f"runjournal: error: {safe(str(error), keep_newlines=multiline)}", file=sys.stderr
+            )
             return 1
         except KeyboardInterrupt:
             return 130
@@ -130,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "export", parents=[store_option], help="write runs and history to Parquet or CSV"
         )
+    )
+    _cli_artifacts.add_artifacts(
+        commands.add_parser("artifacts", parents=[store_option], help="list a run's artifacts")
+    )
+    _cli_artifacts.add_get(
+        commands.add_parser("get", parents=[store_option], help="copy an artifact out of the store")
+    )
+    _cli_artifacts.add_gc(
+        commands.add_parser("gc", parents=[store_option], help="remove blobs no run refers to")
+    )
+    _cli_follow.add_logs(
+        commands.add_parser("logs", parents=[store_option], help="print console output; -f follows")
+    )
+    _cli_follow.add_tail(
+        commands.add_parser("tail", parents=[store_option], help="follow a running run's metrics")
     )
     return parser
 
@@ -275,6 +294,8 @@ def _close(store: Store, args: argparse.Namespace) -> str:
 
 
 def _write(text: str) -> int:
+    if not text:
+        return 0  # a command that streamed its output itself (logs, tail)
     try:
         sys.stdout.write(text if text.endswith("\n") else f"{text}\n")
         sys.stdout.flush()

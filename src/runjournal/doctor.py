@@ -376,6 +376,9 @@ class _Scan:
             for key in ("hash", "sha256", "blob"):
                 if isinstance(record.get(key), str):
                     self.blob_refs.add(Path(record[key]).name)
+            for entry in record.get("files") or []:  # the files of a directory artifact
+                if isinstance(entry, dict) and isinstance(entry.get("hash"), str):
+                    self.blob_refs.add(entry["hash"])
 
     def _blobs(self) -> None:
         """Every blob's content against its name, and blobs no artifact record names."""

@@ -18,12 +18,15 @@ The tree::
     │   ├── AmbiguousRunError         several runs match a reference
     │   ├── RunExistsError            a run id that is already taken
     │   ├── RunInProgressError        resuming a run whose process still lives
+    │   ├── WriterInUseError          attach() with a writer name a live process holds
     │   └── NoActiveRunError          a module-level call with no active run
     ├── InvalidNameError   (ValueError)  a metric, param, tag or run-id name
     ├── InvalidValueError  (TypeError)   a value that cannot be logged
     ├── InvalidArgumentError (ValueError) a bad argument to start(), Store, ...
     ├── GitStateError                 start(require_clean_git=True) on a dirty or unknown tree
     ├── DataError          (ValueError)  data that log_data cannot hash (OSError inside)
+    ├── ArtifactError      (ValueError)  an artifact that cannot be stored or found
+    ├── NonFiniteMetricError (ValueError) a NaN or infinite metric, with start(on_nan="raise")
     ├── FilterError        (ValueError)  a filter expression that does not parse
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
@@ -47,6 +50,7 @@ from typing import Any
 
 __all__ = [
     "AmbiguousRunError",
+    "ArtifactError",
     "DataError",
     "FilterError",
     "GitStateError",
@@ -55,6 +59,7 @@ __all__ = [
     "InvalidValueError",
     "MissingDependencyError",
     "NoActiveRunError",
+    "NonFiniteMetricError",
     "NotAStoreError",
     "RunError",
     "RunExistsError",
@@ -65,6 +70,7 @@ __all__ = [
     "StoreError",
     "StoreWriteError",
     "UnsupportedFormatError",
+    "WriterInUseError",
 ]
 
 
@@ -150,6 +156,18 @@ class RunInProgressError(RunError):
     """Resuming a run whose recorded process is still alive on this host."""
 
 
+class WriterInUseError(RunError):
+    """``attach()`` with a writer name that a live process of this host already holds.
+
+    Attributes:
+        writer: The writer name asked for.
+    """
+
+    def __init__(self, message: str, *, ref: str, writer: str) -> None:
+        super().__init__(message, ref=ref)
+        self.writer = writer
+
+
 class NoActiveRunError(RunError):
     """A module-level call such as ``runjournal.log`` was made before ``start()``."""
 
@@ -212,6 +230,52 @@ class DataError(RunjournalError, ValueError):
         super().__init__(message)
         self.name = name
         self.path = path
+
+
+class ArtifactError(RunjournalError, ValueError):
+    """An artifact cannot be stored, or a stored one cannot be found or read back.
+
+    A bad artifact name, a missing or unreadable source, a value that cannot
+    be encoded, or no artifact of that name in a run. When the file system
+    refused a read or a write, the ``OSError`` is the ``__cause__``.
+
+    Attributes:
+        name: The artifact name, if known.
+        path: The file or directory concerned, if any.
+
+    Example:
+        >>> ArtifactError("no artifact 'x'", name="x").name
+        'x'
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.path = path
+
+
+class NonFiniteMetricError(RunjournalError, ValueError):
+    """A metric was NaN or infinite in a run started with ``on_nan="raise"``.
+
+    Raised out of ``run.log`` after the line is logged, so the value is in the
+    run's history; whatever the run's strictness, since stopping is the point.
+
+    Attributes:
+        key: The metric name.
+        value: The value logged (NaN, inf or -inf, as a float).
+        step: The step it was logged at.
+
+    Example:
+        >>> error = NonFiniteMetricError("loss is nan", key="loss", value=float("nan"), step=7)
+        >>> error.key, error.step, isinstance(error, ValueError)
+        ('loss', 7, True)
+    """
+
+    def __init__(self, message: str, *, key: str, value: float, step: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+        self.step = step
 
 
 class FilterError(RunjournalError, ValueError):

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from runjournal import _lifecycle
+from runjournal._alert_verbs import AlertVerbs
+from runjournal._artifact_verbs import ArtifactVerbs
 from runjournal._writer import RunWriter, WriteProblem
 from runjournal.errors import (
     InvalidNameError,
@@ -55,6 +57,9 @@ from runjournal.values import (
 )
 
 if TYPE_CHECKING:
+    from runjournal._console import ConsoleCapture
+    from runjournal._sampler import SystemSampler
+    from runjournal.alerts import Alert
     from runjournal.capture.data import DataRecord
     from runjournal.typing import PathLike
 
@@ -65,7 +70,10 @@ _PLAIN = frozenset({float, int})
 _dumps = orjson.dumps
 _now = time.time
 _DATA = "data.jsonl"  # capture.data.DATA_FILE, not imported: hashing loads on first use
-_FILES = (METRICS, RUN_EVENTS, PARAMS, _DATA)
+_SYSTEM = "system.jsonl"  # _sampler.SYSTEM, not imported: the sampler loads when asked for
+_ARTIFACTS = "artifacts.jsonl"  # _artifacts.ARTIFACTS, not imported: loads on first use
+_OUTPUT = "output.log"  # _console.OUTPUT
+_FILES = (METRICS, RUN_EVENTS, PARAMS, _DATA, _SYSTEM, _ARTIFACTS, _OUTPUT)
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 """Steps are signed 64-bit integers, the range readers accept."""
 
@@ -102,7 +110,7 @@ _HEARTBEAT_SLACK = 2.5
 """A heartbeat's deadline is this many intervals after it: one late beat is not death."""
 
 
-class Run:
+class Run(ArtifactVerbs, AlertVerbs):
     """One run of a training script; create it with :func:`runjournal.start`.
 
     Example:
@@ -152,6 +160,10 @@ class Run:
         self._owner_pid = os.getpid()
         self._secret_words = secret_words  # extra words for the redaction of params and tags
         self._writer: RunWriter | None = None
+        self._sampler: SystemSampler | None = None
+        self._console: ConsoleCapture | None = None
+        self._watched: dict[str, list[Alert]] = {}  # metric name to its alerts
+        self._on_nan_raise = False
         if run_dir is not None:
             self._writer = RunWriter(
                 run_dir,
@@ -252,6 +264,8 @@ class Run:
             return  # dropped (and counted): the disk cannot keep up
         buffer = self._buffer
         buffer += line
+        if self._watched:  # all that alerts cost a run that has none
+            self._check_alerts(metrics, step)
 
     def _encode_slowly(self, record: dict[str, Any]) -> bytes | None:
         """Coerce every value, report the ones that cannot be logged, encode the rest."""
@@ -261,6 +275,8 @@ class Run:
             self._report(problem)
             return None
         self._report_all(problems)
+        if self._on_nan_raise:
+            self._stop_if_not_finite(record, values)
         try:
             return dumps_line({**record, "m": values}) if values else None
         except orjson.JSONEncodeError:
@@ -517,10 +533,17 @@ class Run:
         _lifecycle.unregister(self)
         if self._writer is None or self._forked():
             return
-        self._queue_error_counts()
+        if self._sampler is not None:
+            self._sampler.stop()  # before the last flush: its last line lands before the end
         fields: dict[str, Any] = {"status": status}
         if exc is not None and status != Status.COMPLETED:
             fields["exception"] = _describe(exc)
+        if self._console is not None:
+            self._console.stop()  # the output printed so far is in output.log
+            if "exception" in fields:  # printed after the streams are restored: log it too
+                traceback = fields["exception"]["traceback"]
+                self._writer.queue(_OUTPUT, traceback.encode("utf-8", "backslashreplace"))
+        self._queue_error_counts()
         self._writer.close(last=(RUN_EVENTS, self._event_line(Event.END, fields)))
 
     def _end_from_lifecycle(self, status: str, exc: BaseException | None) -> None:
@@ -736,6 +759,40 @@ class Run:
                     path=self._dir or ".",
                 ) from problem.error
         self._writer.start()
+
+    def _start_sampler(self, interval: float | None) -> None:
+        """Sample system metrics into ``system.jsonl`` every ``interval`` seconds (None: off)."""
+        if interval is None or self._writer is None:
+            return
+        from runjournal._sampler import SYSTEM, SystemSampler
+
+        writer = self._writer
+        sampler = SystemSampler(
+            lambda line: writer.queue(SYSTEM, line), seg=self._seg, interval=interval
+        )
+        try:
+            sampler.start()
+        except RuntimeError as error:  # no thread can be started: the run goes on without
+            self._record_capture_errors([{"part": "system_metrics", "message": str(error)}])
+            return
+        self._sampler = sampler
+
+    def _start_console(self, mode: str | None) -> None:
+        """Tee stdout and stderr to ``output.log`` (``"python"`` or ``"fd"``; None: off)."""
+        if mode is None or self._writer is None:
+            return
+        from runjournal._console import OUTPUT, ConsoleCapture
+
+        writer = self._writer
+        console = ConsoleCapture(
+            lambda chunk: writer.queue(OUTPUT, chunk), mode=mode, run_dir=self._dir
+        )
+        try:
+            console.start()
+        except (OSError, RuntimeError) as error:  # a closed descriptor, no thread: no capture
+            self._record_capture_errors([{"part": "console", "message": str(error)}])
+            return
+        self._console = console
 
     def _redacted(self, values: dict[str, Any]) -> dict[str, Any]:
         """Params or tags with secret values as ``"<redacted>"``; rare calls, never the hot path."""

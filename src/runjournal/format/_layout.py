@@ -37,6 +37,7 @@ class Event:
     NOTE = "note"
     HEARTBEAT = "heartbeat"
     ERROR = "error"
+    ALERT = "alert"
     END = "end"
 
     LIFECYCLE = frozenset({START, RESUME, END})

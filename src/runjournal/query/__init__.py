@@ -8,6 +8,7 @@ Example:
     []
 """
 
+from runjournal.query._artifacts import ArtifactFile, ArtifactRecord
 from runjournal.query._data import DataRecord
 from runjournal.query._engines import export, sql
 from runjournal.query._environment import Command, Environment
@@ -22,6 +23,8 @@ from runjournal.query._store import RunRefs, Store, Where
 from runjournal.query._summary import MetricSummary
 
 __all__ = [
+    "ArtifactFile",
+    "ArtifactRecord",
     "Command",
     "DataRecord",
     "Environment",

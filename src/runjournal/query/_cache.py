@@ -67,7 +67,7 @@ from runjournal.query._columns import Batch, concat_batches, decode_batch, encod
 from runjournal.query._digest import RunDigest
 from runjournal.query._metricsfile import ChunkError, MetricsFold
 
-__all__ = ["CACHE_VERSION", "QUERY_DIR", "QueryCache"]
+__all__ = ["CACHE_VERSION", "QUERY_DIR", "QueryCache", "chunk_info"]
 
 QUERY_DIR = "query"
 CACHE_VERSION = 2
@@ -134,7 +134,7 @@ class QueryCache:
             ChunkError: it is missing or damaged.
         """
         try:
-            data = read_file(self.root / "chunks" / run_id / name)
+            data = read_file(Path(f"{self.root}/chunks/{run_id}/{name}"))
             return decode_batch(data, keys, numpy=numpy)
         except (OSError, ValueError, TypeError, KeyError, orjson.JSONDecodeError) as error:
             raise ChunkError(f"chunk {run_id}/{name}: {error}") from error
@@ -150,6 +150,7 @@ class QueryCache:
                 self._make_root()
                 probe.touch()
                 return probe.stat().st_mtime_ns
+            self.writable = False  # a read-only store: answer from the files
         return time.time_ns()
 
     # ------------------------------------------------------------- saving
@@ -164,10 +165,9 @@ class QueryCache:
         try:
             self._make_root()
             for run_id, digest in states.items():
-                self._save_chunks(digest)
-                _write_atomically(
-                    self.root / "states" / f"{run_id}.json", orjson.dumps(digest.to_json())
-                )
+                self._save_state(digest)
+                if run_id in entries:
+                    entries[run_id]["chunks"] = chunk_info(digest)
             self._write_index(entries)
             self._raw = entries
         except Timeout:
@@ -177,6 +177,23 @@ class QueryCache:
             return False
         self._collect(list(states), states, entries)
         return True
+
+    def save_state(self, digest: RunDigest) -> bool:
+        """Save one run's digest (and its new columns), not the index; whether it was saved."""
+        if not self.writable:
+            return False
+        try:
+            self._make_root()
+            self._save_state(digest)
+        except _CACHE_ERRORS:
+            self.writable = False
+            return False
+        return True
+
+    def _save_state(self, digest: RunDigest) -> None:
+        self._save_chunks(digest)
+        state = orjson.dumps(digest.to_json())
+        _write_atomically(self.root / "states" / f"{digest.run_id}.json", state)
 
     def _make_root(self) -> None:
         for directory in (self.root.parent, self.root, self.root / "chunks", self.root / "states"):
@@ -230,6 +247,25 @@ class QueryCache:
             metrics = states[run_id].metrics
             kept = {n for fold in metrics.files for n in fold.chunks} if metrics else set()
             _remove_old(self.root / "chunks" / run_id, kept, now)
+
+
+def chunk_info(digest: RunDigest) -> list[list[Any]] | None:
+    """Where a saved digest's metric columns are: ``[file, writer, chunks, {key: dirty}]``.
+
+    Kept in the index entry, so that reading the history of an unchanged run
+    needs only its chunks, not its digest.
+    """
+    if digest.metrics is None or any(fold.pending for fold in digest.metrics.files):
+        return None
+    return [
+        [
+            fold.name,
+            fold.writer,
+            fold.chunks,
+            {key: state.dirty for key, state in fold.keys.items()},
+        ]
+        for fold in digest.metrics.files
+    ]
 
 
 def _chunk_name(fold: MetricsFold, batch: Batch) -> str:

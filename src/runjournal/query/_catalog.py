@@ -22,18 +22,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runjournal.format import RUN_ID_PATTERN, RUNS_DIR
 from runjournal.query._cache import QueryCache
 from runjournal.query._digest import RACY_NS, RunDigest, refresh
-from runjournal.query._row import make_row
+from runjournal.query._metricsfile import ChunkLoader
+from runjournal.query._row import ROW_VERSION, make_row
+from runjournal.query._workers import read_runs, worker_count
 
-__all__ = ["Catalog", "Entry", "run_ids"]
+__all__ = ["Catalog", "Entry", "index_entry", "run_ids"]
 
 _NO_MARK = [0, -1, 0]
 """The stats of a file that could not be read: never equal to a file's, so it is read again."""
@@ -43,40 +45,52 @@ class Entry:
     """One run of the catalog.
 
     Attributes:
-        run_dir: The run's directory.
+        run_id: The run id.
         row: Its row, or None when its files could not be made sense of.
         error: What went wrong then.
-        fresh: Whether the metrics summary in the row matches the files now.
     """
+
+    __slots__ = ("_cache", "_digest", "_runs_dir", "chunks", "error", "row", "run_id")
 
     def __init__(
         self,
-        run_dir: Path,
+        runs_dir: Path,
+        run_id: str,
         row: dict[str, Any] | None,
         *,
         digest: RunDigest | None = None,
-        loader: Callable[[], RunDigest | None] | None = None,
+        cache: QueryCache | None = None,
         error: BaseException | None = None,
     ) -> None:
-        self.run_dir = run_dir
+        self._runs_dir = runs_dir
+        self.run_id = run_id
         self.row = row
         self.error = error
         self._digest = digest
-        self._loader = loader
+        self._cache = cache
+        self.chunks: list[list[Any]] | None = None
+        """Where the saved metric columns are (see ``_cache.chunk_info``), for an unchanged run."""
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's directory."""
+        return self._runs_dir / self.run_id
+
+    def chunk_loader(self) -> ChunkLoader | None:
+        """Reads this run's saved chunks, when the cache holds them."""
+        if self._cache is None or self.chunks is None:
+            return None
+        return functools.partial(self._cache.load_chunk, self.run_id)
 
     def digest(self) -> RunDigest:
         """The run's digest: saved by the cache, else folded from the files now."""
         if self._digest is None:
-            saved = self._loader() if self._loader is not None else None
+            saved = self._cache.load_state(self.run_id) if self._cache is not None else None
             if saved is None:
                 metrics = self.row is not None and self.row.get("metrics") is not None
                 saved = refresh(self.run_dir, None, metrics=metrics, captured=False, clock_ns=0)
-            self._digest = saved if saved is not None else RunDigest(self.run_dir.name)
+            self._digest = saved if saved is not None else RunDigest(self.run_id)
         return self._digest
-
-    def names(self) -> list[str]:
-        """The names in the run directory (from the digest)."""
-        return self.digest().names
 
 
 class Catalog:
@@ -106,38 +120,62 @@ class Catalog:
             ids = sorted(set(only) & set(ids))
         saved = self.cache.load() if self.cache is not None else {}
         clock = self.cache.clock_ns() if self.cache is not None else time.time_ns()
+        runs_dir = self.store / RUNS_DIR
+        prefix = f"{runs_dir}{os.sep}"
         found: dict[str, Entry] = {}
         states: dict[str, RunDigest] = {}
         entries: dict[str, Any] = dict(saved) if only is not None else {}
+        stale: list[tuple[str, bool]] = []
         for run_id in ids:
-            run_dir = self.store / RUNS_DIR / run_id
             entry = saved.get(run_id)
-            if entry is not None and _still_valid(run_dir, entry, metrics, captured):
-                found[run_id] = Entry(run_dir, entry["row"], loader=self._state_loader(run_id))
+            if entry is not None and _still_valid(prefix + run_id, entry, metrics, captured):
+                found[run_id] = Entry(runs_dir, run_id, entry["row"], cache=self.cache)
+                found[run_id].chunks = entry.get("chunks")
                 entries[run_id] = entry
+            else:
+                stale.append((run_id, entry is not None))
+        for run_id, made_entry, error in self._read_elsewhere(stale, metrics, captured, clock):
+            if made_entry is not None:
+                found[run_id] = Entry(runs_dir, run_id, made_entry["row"], cache=self.cache)
+                entries[run_id] = made_entry
+            else:
+                found[run_id] = Entry(runs_dir, run_id, None, error=ValueError(error))
+        for run_id, known in stale:
+            if run_id in found:
                 continue
-            made = self._read(run_dir, entry is not None, metrics, captured, clock)
+            made = self._read(
+                runs_dir, run_id, known, metrics=metrics, captured=captured, clock=clock
+            )
             if made is None:
                 continue
             found[run_id] = made
             digest = made._digest
             if made.row is not None and digest is not None:
-                entries[run_id] = _entry(digest, made.row)
+                entries[run_id] = index_entry(digest, made.row)
                 states[run_id] = digest
-        if self.cache is not None and (states or set(saved) - set(entries)):
+        found = {run_id: found[run_id] for run_id in ids if run_id in found}
+        if self.cache is not None and (stale or set(saved) - set(entries)):
             self.cache.save(entries, states)
         return found
 
-    def _state_loader(self, run_id: str) -> Callable[[], RunDigest | None]:
-        cache = self.cache
-        assert cache is not None
-        return lambda: cache.load_state(run_id)
+    def _read_elsewhere(
+        self, stale: list[tuple[str, bool]], metrics: bool, captured: bool, clock: int
+    ) -> list[tuple[str, Any, Any]]:
+        """Many runs to read: read them in worker processes, which save their digests."""
+        if self.cache is None or worker_count(len(stale)) < 2 or not self.cache.writable:
+            return []
+        self.cache.clock_ns()  # makes the cache directory, or finds it cannot be written
+        if not self.cache.writable:
+            return []
+        found = read_runs(self.store, stale, metrics=metrics, captured=captured, clock=clock)
+        return [(run_id, entry, error) for run_id, (entry, error) in found.items()]
 
     def _read(
-        self, run_dir: Path, known: bool, metrics: bool, captured: bool, clock: int
+        self, runs_dir: Path, run_id: str, known: bool, *, metrics: bool, captured: bool, clock: int
     ) -> Entry | None:
         """The entry of a run read from its files, from where its saved digest stopped."""
-        old = self.cache.load_state(run_dir.name) if self.cache is not None and known else None
+        run_dir = runs_dir / run_id
+        old = self.cache.load_state(run_id) if self.cache is not None and known else None
         if old is not None:  # keep up to date what the saved row holds
             metrics = metrics or old.metrics is not None
             captured = captured or old.git is not None
@@ -145,12 +183,13 @@ class Catalog:
             digest = refresh(run_dir, old, metrics=metrics, captured=captured, clock_ns=clock)
             if digest is None:
                 return None
-            return Entry(run_dir, make_row(run_dir, digest), digest=digest)
+            row = make_row(run_dir, digest)
         except (ValueError, RecursionError) as error:  # content of a shape nobody foresaw
-            return Entry(run_dir, None, error=error)
+            return Entry(runs_dir, run_id, None, error=error)
+        return Entry(runs_dir, run_id, row, digest=digest, cache=self.cache)
 
 
-def _entry(digest: RunDigest, row: dict[str, Any]) -> dict[str, Any]:
+def index_entry(digest: RunDigest, row: dict[str, Any]) -> dict[str, Any]:
     """What the index keeps of a run: how to tell it is unchanged, and its row."""
     files: dict[str, list[int]] = {}
     for fold in (digest.events, digest.params):
@@ -170,10 +209,12 @@ def _mark(mark: Any) -> list[int]:
     return _NO_MARK if mark is None else [mark.ino, mark.size, mark.mtime_ns]
 
 
-def _still_valid(run_dir: Path, entry: dict[str, Any], metrics: bool, captured: bool) -> bool:
+def _still_valid(run_dir: str, entry: dict[str, Any], metrics: bool, captured: bool) -> bool:
     """Whether a saved entry still describes the run: nothing in its directory changed."""
     try:
         row = entry["row"]
+        if row["v"] != ROW_VERSION:
+            return False
         if (metrics and row["metrics"] is None) or (captured and row["git"] is None):
             return False
         ino, mtime, listed = entry["dir"]

@@ -104,7 +104,9 @@ def sql(
         if _METRICS_WORD.search(query):
             connection.register("metrics", opened.metrics_to_pandas(cache=cache))
         try:
-            result = connection.execute(query)
+            result = connection.sql(query)
+            if result is None:  # a statement without a result (SET, CREATE ...)
+                return None
             return result.pl() if engine == "polars" else result.df()
         except duckdb.Error as error:
             raise InvalidArgumentError(

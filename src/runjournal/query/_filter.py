@@ -236,16 +236,17 @@ class _Parser:
     def __init__(self, text: str, known: Callable[[str], bool] | None) -> None:
         self.text = text
         self.known = known
-        self.tokens = list(_tokens(text))
-        self.index = 0
+        self.tokens = _tokens(text)  # read one at a time: the first problem is the one shown
+        self.current = next(self.tokens)
 
     @property
     def token(self) -> _Token:
-        return self.tokens[self.index]
+        return self.current
 
     def take(self) -> _Token:
-        token = self.tokens[self.index]
-        self.index += 1
+        token = self.current
+        if token.kind != "end":
+            self.current = next(self.tokens)
         return token
 
     def is_word(self, *words: str) -> bool:
@@ -463,9 +464,10 @@ def matches(expression: Expression, column: Callable[[str], Any]) -> bool:
 
 
 def _compare(value: Any, op: str, literal: Any) -> bool:
-    if literal is None or value is None:
-        same = value is None and literal is None
-        return same if op == "=" else (not same if op == "!=" else False)
+    if literal is None:  # `= null` holds for a missing value (or None), `!= null` for any other
+        return (value is None) if op == "=" else (value is not None if op == "!=" else False)
+    if value is None:  # a run without the column matches no other comparison
+        return False
     pair = _comparable(value, literal)
     if pair is None:
         return op == "!="

@@ -27,7 +27,7 @@ from runjournal.errors import InvalidArgumentError
 from runjournal.query._columns import Batch
 from runjournal.query._downsample import Sampling
 from runjournal.query._history import Steps, wanted_keys
-from runjournal.query._metricsfile import ChunkError, MetricsFold, MetricsPart
+from runjournal.query._metricsfile import ChunkError, MetricsPart
 from runjournal.query._view import RunView
 
 if TYPE_CHECKING:
@@ -118,17 +118,32 @@ def _collect(
         pieces = list(_run_pieces(view, wanted, bounds, raw, columns))
         if not pieces:
             continue
-        run = {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
-        order = np.lexsort((run["slot"], run["line"], run["rank"], run["step"]))
-        run = {name: array[order] for name, array in run.items()}
+        run = _in_order(pieces)
         if sampling.active:
             run = _sampled(run, sampling)
         code = len(columns.run_ids)
         columns.run_ids.append(view.id)
-        columns.run.append(np.full(len(run["step"]), code, dtype=np.int64))
-        for name in ("step", "time", "key", "value", "seg", "writer"):
+        columns.run.append(np.full(len(run["step"]), code, dtype=np.int32))
+        columns.key.append(run["key"].astype(np.int32))
+        columns.writer.append(run["writer"].astype(np.int32))
+        for name in ("step", "time", "value", *(("seg",) if raw else ())):
             getattr(columns, name).append(run[name])
     return columns
+
+
+def _in_order(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The rows of a run's pieces in the rows' order: step, then file, line, place in line."""
+    import numpy as np
+
+    if len(pieces) == 1:
+        run = pieces[0]  # one key of one file: in file order; sorted by step already, usually
+        steps = run["step"]
+        if len(steps) < 2 or bool((steps[1:] >= steps[:-1]).all()):
+            return run
+    else:
+        run = {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+    order = np.lexsort((run["slot"], run["line"], run["rank"], run["step"]))
+    return {name: array[order] for name, array in run.items()}
 
 
 def _run_pieces(
@@ -141,19 +156,21 @@ def _run_pieces(
     """The rows of one run, per (file, key), as arrays: step, time, seg, line, slot, value..."""
     if view._record is not None:
         raise _NeedsRowsError  # a record the caller built: its own history, as rows
-    part = view.metrics_part()
-    try:
-        files = _file_batches(part, wanted)
-    except ChunkError:
-        part._rebuild()
-        files = _file_batches(part, wanted)
-    with_writer = len(part.files) > 1
-    for rank, (fold, batches) in enumerate(files):
-        writer = columns.writers.setdefault(fold.writer, len(columns.writers))
-        for key in fold.keys:
+    files = _saved_files(view, wanted)
+    if files is None:
+        part = view.metrics_part()
+        try:
+            files = _file_batches(part, wanted)
+        except ChunkError:
+            part._rebuild()
+            files = _file_batches(part, wanted)
+    with_writer = len(files) > 1
+    for rank, (writer_name, keys, batches) in enumerate(files):
+        writer = columns.writers.setdefault(writer_name, len(columns.writers))
+        for key, dirty in keys.items():
             if wanted is not None and key not in wanted:
                 continue
-            piece = _key_piece(batches, key, bounds, raw=raw, dirty=fold.keys[key].dirty)
+            piece = _key_piece(batches, key, bounds, raw=raw, dirty=dirty)
             if piece is None:
                 continue
             columns.with_writer = columns.with_writer or with_writer
@@ -165,10 +182,35 @@ def _run_pieces(
             yield piece
 
 
-def _file_batches(
-    part: MetricsPart, wanted: frozenset[str] | None
-) -> list[tuple[MetricsFold, list[Batch]]]:
-    return [(fold, fold.batches(part.loader, wanted, numpy=True)) for fold in part.files]
+_Files = list[tuple[str | None, dict[str, bool], list[Batch]]]
+"""Per metrics file: its writer, its keys (whether each is dirty), its columns."""
+
+
+def _saved_files(view: RunView, wanted: frozenset[str] | None) -> _Files | None:
+    """An unchanged run's columns straight from the cache's chunks (its digest is not read)."""
+    entry = view._entry
+    loader = entry.chunk_loader() if entry is not None else None
+    if entry is None or loader is None or entry.chunks is None:
+        return None
+    view._warn_metrics()
+    try:
+        return [
+            (writer, keys, [loader(name, wanted, numpy=True) for name in chunks])
+            for _, writer, chunks, keys in entry.chunks
+        ]
+    except (ChunkError, TypeError, ValueError):
+        return None
+
+
+def _file_batches(part: MetricsPart, wanted: frozenset[str] | None) -> _Files:
+    return [
+        (
+            fold.writer,
+            {key: state.dirty for key, state in fold.keys.items()},
+            fold.batches(part.loader, wanted, numpy=True),
+        )
+        for fold in part.files
+    ]
 
 
 def _full(size: int, value: int) -> np.ndarray:
@@ -187,17 +229,21 @@ def _key_piece(
         column = batch.keys.get(key)
         if column is None:
             continue
-        lines = len(batch.line)
-        idx = np.arange(lines) if column.idx is None else np.asarray(column.idx, dtype=np.int64)
+        idx = None if column.idx is None else np.asarray(column.idx, dtype=np.int64)
+
+        def pick(array: np.ndarray, idx: np.ndarray | None = idx) -> np.ndarray:
+            return array if idx is None else array[idx]
+
+        values = _values(column.values)
         slot = column.slot
         parts.append(
             {
-                "step": np.asarray(batch.step, dtype=np.int64)[idx],
-                "time": _times(batch.time)[idx],
-                "seg": _ints(batch.seg)[idx],
-                "line": np.asarray(batch.line, dtype=np.int64)[idx],
-                "slot": np.full(len(idx), slot) if isinstance(slot, int) else np.asarray(slot),
-                "value": _values(column.values),
+                "step": pick(np.asarray(batch.step, dtype=np.int64)),
+                "time": pick(_times(batch.time)),
+                "seg": pick(_ints(batch.seg)),
+                "line": pick(np.asarray(batch.line, dtype=np.int64)),
+                "slot": np.full(len(values), slot) if isinstance(slot, int) else np.asarray(slot),
+                "value": values,
             }
         )
     if not parts:
@@ -278,21 +324,24 @@ def _frame(columns: _Columns, raw: bool) -> pd.DataFrame:
     from runjournal.query._pandas import _epoch_times
 
     def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        """The parts as one array; the parts are let go at once (memory: one column at a time)."""
+        array = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        parts.clear()
+        return array
 
     frame: dict[str, Any] = {
-        "run_id": _labels(joined(columns.run, np.int64), columns.run_ids),
+        "run_id": _labels(joined(columns.run, np.int32), columns.run_ids),
         "step": pd.Series(joined(columns.step, np.int64), dtype="int64"),
         "time": _epoch_times(joined(columns.time, np.float64)),  # type: ignore[arg-type]
-        "key": _labels(joined(columns.key, np.int64), list(columns.keys)),
+        "key": _labels(joined(columns.key, np.int32), list(columns.keys)),
         "value": pd.Series(joined(columns.value, np.float64), dtype="float64"),
     }
     if raw:
         frame["segment"] = pd.Series(joined(columns.seg, np.int64), dtype="int64")
+    writers = joined(columns.writer, np.int32)
     if columns.with_writer:
-        writers: list[str | None] = list(columns.writers)
-        frame["writer"] = _labels(joined(columns.writer, np.int64), writers)
-    return pd.DataFrame(frame)
+        frame["writer"] = _labels(writers, list(columns.writers))
+    return pd.DataFrame(frame, copy=False)
 
 
 def _labels(codes: np.ndarray, labels: Sequence[str | None]) -> pd.Series:
@@ -300,8 +349,16 @@ def _labels(codes: np.ndarray, labels: Sequence[str | None]) -> pd.Series:
     import numpy as np
     import pandas as pd
 
+    if not len(codes):
+        return pd.Series([], dtype="str")
+    if getattr(pd.Series([], dtype="str").dtype, "storage", None) == "pyarrow":
+        import pyarrow as pa  # pandas stores "str" in Arrow: decode there, no Python strings
+
+        dictionary = pa.array(list(labels), pa.large_string())
+        decoded = pa.DictionaryArray.from_arrays(pa.array(codes), dictionary).dictionary_decode()
+        return pd.Series(decoded, dtype="str")
     table = np.array(labels, dtype=object)
-    return pd.Series(table[codes] if len(codes) else [], dtype="str")
+    return pd.Series(table[codes], dtype="str")
 
 
 def wide_frame(frame: pd.DataFrame) -> pd.DataFrame:

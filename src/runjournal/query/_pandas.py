@@ -22,6 +22,7 @@ from runjournal.query._records import RunRecord
 from runjournal.query._select import RunQuery, TimeBound
 from runjournal.query._store import RunRefs, Store, Where
 from runjournal.query._view import RunView
+from runjournal.query._writers import only_writers, wanted_writers
 from runjournal.typing import PathLike
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ def load_metrics(
     wide: bool = False,
     engine: Engine = "pandas",
     cache: bool | None = None,
+    system: bool = False,
+    writer: str | Collection[str] | None = None,
 ) -> Any:
     """Metric history, one row per value: ``run_id, step, time, key, value``.
 
@@ -146,6 +149,14 @@ def load_metrics(
             logged last at that step), instead of one row per value.
         engine: ``"pandas"`` or ``"polars"``.
         cache: Use the query cache (default: the store's).
+        system: Add the system samples of ``system.jsonl`` (``docs/system-metrics.md``)
+            after each run's metrics: keys ``system/<series>``, step the
+            sample's number in the run (0, 1, ...). ``keys``, ``steps`` and
+            ``raw`` apply to them; ``every`` and ``max_points`` do not (samples
+            are few); ``wide`` does not combine with it.
+        writer: Only the metric rows of this writer or these writers: ``main``
+            for a run's main writer (``metrics.jsonl``), else the name of an
+            extra writer (``metrics.<writer>.jsonl``; ``docs/distributed.md``).
 
     Raises:
         MissingDependencyError: pandas (or polars) is not installed.
@@ -157,6 +168,12 @@ def load_metrics(
         ['run_id', 'step', 'time', 'key', 'value', 'segment']
     """
     opened = _store(store)
+    if system and wide:
+        raise InvalidArgumentError(
+            "system=True cannot be wide: system samples have steps of their own",
+            argument="system",
+            value=system,
+        )
     frame = opened.metrics_to_pandas(
         runs,
         keys,
@@ -167,12 +184,47 @@ def load_metrics(
         wide=wide,
         cache=cache,
     )
+    if (writers := wanted_writers(writer)) is not None:
+        frame = only_writers(frame, opened.path, writers)
+    if system:
+        frame = _with_system(opened, frame, runs, keys=keys, steps=steps, raw=raw, cache=cache)
     if engine == "polars":
         from runjournal.query._engines import frame_to_polars
 
         return frame_to_polars(frame)
     _check_engine(engine)
     return frame
+
+
+def _with_system(
+    opened: Store,
+    frame: pd.DataFrame,
+    runs: RunRefs,
+    *,
+    keys: str | Collection[str] | None,
+    steps: Steps | None,
+    raw: bool,
+    cache: bool | None,
+) -> pd.DataFrame:
+    """The history frame with the runs' system samples after each run's metrics."""
+    import pandas as pd
+
+    from runjournal.query._history import _step_bounds, wanted_keys
+    from runjournal.query._system import system_rows
+
+    wanted, bounds = wanted_keys(keys), _step_bounds(steps)
+    parts = [frame]
+    for view in opened._history_views(runs, cache=cache):
+        run_dir = opened.path / "runs" / view.id
+        rows = system_rows(view.id, run_dir, wanted, bounds, raw=raw)
+        if rows:
+            parts.append(metrics_frame(rows, raw=raw).reindex(columns=frame.columns))
+    if len(parts) == 1:
+        return frame
+    joined = pd.concat(parts, ignore_index=True)
+    order = {run_id: index for index, run_id in enumerate(dict.fromkeys(joined["run_id"]))}
+    joined = joined.sort_values("run_id", key=lambda ids: ids.map(order), kind="stable")
+    return joined.reset_index(drop=True).astype(frame.dtypes.to_dict())
 
 
 def _check_engine(engine: object) -> None:
@@ -183,8 +235,10 @@ def _check_engine(engine: object) -> None:
 
 
 def views_frame(views: Iterable[RunView]) -> pd.DataFrame:
-    """The run table of some run views (the same columns as :func:`runs_frame`)."""
-    return runs_frame(views)
+    """The run table of some run views (the same frame as :func:`runs_frame` of their records)."""
+    from runjournal.query._table import views_frame as table
+
+    return table(list(views))
 
 
 def runs_frame(runs: Iterable[RunRecord | RunView]) -> pd.DataFrame:

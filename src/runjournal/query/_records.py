@@ -28,6 +28,7 @@ from pydantic import (
 
 from runjournal.errors import InvalidArgumentError
 from runjournal.format import RUNS_DIR, SkippedLine
+from runjournal.query._artifacts import ARTIFACTS, ArtifactRecord, read_artifacts
 from runjournal.query._data import DATA, DataRecord, latest_by_name, read_data
 from runjournal.query._environment import ENVIRONMENT, Command, Environment, parse_environment
 from runjournal.query._git import GIT, GitState, parse_git, read_patch
@@ -63,7 +64,7 @@ class MetricsSource(Protocol):
 
 _FROZEN = ConfigDict(frozen=True)
 _T = TypeVar("_T")
-_CAPTURED_FIELDS = ("environment", "git", "data")
+_CAPTURED_FIELDS = ("environment", "git", "data", "artifacts")
 
 
 class ParamChange(BaseModel):
@@ -164,6 +165,7 @@ class RunRecord(BaseModel):
         command: How the process was started (from the environment), or None.
         git: The git state at the latest start or resume, or None when not captured.
         data: Every data record, in the order logged.
+        artifacts: Every artifact record, in the order logged.
 
     Example:
         >>> import datetime as dt
@@ -249,6 +251,12 @@ class RunRecord(BaseModel):
     def data(self) -> list[DataRecord]:
         """Every record of ``data.jsonl``, in the order logged."""
         return self._once("data", self._read_data)
+
+    @computed_field(repr=False)  # type: ignore[prop-decorator]
+    @property
+    def artifacts(self) -> list[ArtifactRecord]:
+        """Every record of ``artifacts.jsonl``, in the order logged (read on first use)."""
+        return self._once("artifacts", self._read_artifacts)
 
     @property
     def data_by_name(self) -> dict[str, DataRecord]:
@@ -415,6 +423,14 @@ class RunRecord(BaseModel):
         records, skipped = read_data(self._run_dir)
         self.skipped.extend(skipped)
         warn_skipped(f"{RUNS_DIR}/{self.id}/{DATA}", skipped)
+        return records
+
+    def _read_artifacts(self) -> list[ArtifactRecord]:
+        if self._run_dir is None:
+            return []
+        records, skipped = read_artifacts(self._run_dir)
+        self.skipped.extend(skipped)
+        warn_skipped(f"{RUNS_DIR}/{self.id}/{ARTIFACTS}", skipped)
         return records
 
     def _loaded_history(self) -> LoadedHistory:

@@ -2,7 +2,7 @@
 
 A row is made from a run's :class:`~runjournal.query._digest.RunDigest` and
 holds, in stored form (tagged NaN, big ints): the identity and ending of the
-run, its merged params and tags, the inputs of its status (the last
+run, its params (flattened) and tags, the inputs of its status (the last
 lifecycle event and deadline: the status itself depends on the time of
 reading, so it is inferred at each read), the lines skipped, and, when read,
 the summary of each metric and the ``git.*`` and ``data.*`` columns. Rows are
@@ -14,7 +14,7 @@ Example:
     >>> from pathlib import Path
     >>> from runjournal.query._digest import RunDigest
     >>> row = make_row(Path("runs/r1"), RunDigest("r1"))
-    >>> fields = row_fields("r1", row, now=0.0)
+    >>> fields = row_fields("r1", row, now=0.0)  # the caller warns with warn_row()
     >>> fields["status"], [str(s) for s in fields["skipped"]]
     ('unknown', ['run.jsonl:0: no start event'])
 """
@@ -37,14 +37,32 @@ from runjournal.format import (
     encode_int,
 )
 from runjournal.query._digest import RunDigest
+from runjournal.query._json import to_tagged
 from runjournal.query._lines import warn_skipped
 from runjournal.query._reader import _decode_members, _ending, _identity, _problems, _start_time
+from runjournal.query._records import flatten_params
 from runjournal.query._status import infer_status
 from runjournal.query._summary import MetricSummary
 
-__all__ = ["make_row", "row_fields", "row_last", "row_metrics", "row_skipped"]
+__all__ = [
+    "ROW_VERSION",
+    "check_row",
+    "make_row",
+    "row_fields",
+    "row_flat",
+    "row_last",
+    "row_metrics",
+    "row_skipped",
+    "warn_row",
+]
 
+ROW_VERSION = 3
+"""Bumped whenever what a row holds changes; a cached row of another version is made again."""
 _IDENTITY = ("name", "experiment", "host", "pid", "job_id", "format", "library")
+_KEYS = frozenset(
+    {*_IDENTITY, "segments", "start", "end", "duration", "exception", "flat", "tags", "last"}
+    | {"deadline", "skips", "metrics", "git", "data"}
+)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -61,13 +79,15 @@ def make_row(run_dir: Path, digest: RunDigest) -> dict[str, Any]:
         problems = _problems(run_dir.name, events)
     ending = _ending(events)
     row: dict[str, Any] = {
+        "v": ROW_VERSION,
         **_identity(events),
         "segments": max(events.max_seg + 1, 1 if events.process else 0),
         "start": _micros(_start_time(run_dir, events)),
         "end": None if ending.get("end_time") is None else _micros(ending["end_time"]),
         "duration": ending.get("duration"),
         "exception": _exception(events.last_lifecycle) if ending else None,
-        "params": params.stored,
+        "flat": _flat(params.stored),
+        "plain": False,
         "tags": events.tags,
         "last": events.last_lifecycle,
         "deadline": events.deadline,
@@ -76,6 +96,7 @@ def make_row(run_dir: Path, digest: RunDigest) -> dict[str, Any]:
         "git": None if digest.git is None else digest.git.to_json(),
         "data": None if digest.data is None else digest.data.to_json(),
     }
+    row["plain"] = all(type(value) not in (dict, list) for value in row["flat"].values())
     if digest.metrics is not None:
         part = digest.metrics
         row["metrics"] = {
@@ -85,42 +106,77 @@ def make_row(run_dir: Path, digest: RunDigest) -> dict[str, Any]:
     return row
 
 
-def row_fields(run_id: str, row: dict[str, Any], now: float) -> dict[str, Any]:
-    """The plain fields of the run's record, warning about the lines skipped in its files.
+def check_row(row: dict[str, Any]) -> None:
+    """Check that a row has the shape this version makes (a damaged cache is read past).
+
+    Raises:
+        ValueError: it has not.
+    """
+    if not isinstance(row, dict) or row.get("v") != ROW_VERSION or not row.keys() >= _KEYS:
+        raise ValueError("not a row of this version")
+    if type(row["start"]) is not int or not isinstance(row["flat"], dict):
+        raise ValueError("not a row of this version")
+    if not isinstance(row["tags"], dict) or len(row["skips"]) != 3:
+        raise ValueError("not a row of this version")
+
+
+def warn_row(run_id: str, row: dict[str, Any]) -> None:
+    """Warn about the lines skipped in ``run.jsonl`` and ``params.jsonl``, as a read of them does.
 
     Raises:
         KeyError, TypeError, ValueError: not a row this version made.
     """
-    event_skips, problems, params_skips = (
-        [SkippedLine(name, line, reason) for line, reason in lines]
-        for name, lines in zip((RUN_EVENTS, RUN_EVENTS, PARAMS), row["skips"], strict=True)
-    )
-    warn_skipped(f"{RUNS_DIR}/{run_id}/{RUN_EVENTS}", event_skips)
-    warn_skipped(f"{RUNS_DIR}/{run_id}/{PARAMS}", params_skips)
-    for problem in problems:
-        if problem.reason.startswith("written in format"):
+    event_skips, problems, params_skips = row["skips"]
+    if not (event_skips or problems or params_skips):
+        return
+    warn_skipped(f"{RUNS_DIR}/{run_id}/{RUN_EVENTS}", _skipped(RUN_EVENTS, event_skips))
+    warn_skipped(f"{RUNS_DIR}/{run_id}/{PARAMS}", _skipped(PARAMS, params_skips))
+    for _, reason in problems:
+        if reason.startswith("written in format"):
             location = f"{RUNS_DIR}/{run_id}/{RUN_EVENTS}"
-            warnings.warn(f"{location}: {problem.reason}", RunjournalWarning, stacklevel=3)
-    fields = {
-        key: row[key]
-        for key in ("name", "experiment", "host", "pid", "job_id", "format", "library")
-    }
+            warnings.warn(f"{location}: {reason}", RunjournalWarning, stacklevel=3)
+
+
+def row_fields(run_id: str, row: dict[str, Any], now: float) -> dict[str, Any]:
+    """The plain fields of the run's record but its params (which :func:`row_flat` gives flat).
+
+    Raises:
+        KeyError, TypeError, ValueError: not a row this version made.
+    """
+    event_skips, problems, params_skips = row["skips"]
+    fields = {key: row[key] for key in _IDENTITY}
+    exception = row["exception"]
     fields.update(
         id=run_id,
         status=infer_status(row["last"], row["deadline"], now),
         start_time=_EPOCH + row["start"] * _MICROSECOND,
-        params=_decode_members(row["params"]),
         tags=_decode_members(row["tags"]),
         segments=row["segments"],
-        skipped=event_skips + problems + params_skips,
-    )
-    exception = row["exception"]
-    fields.update(
+        skipped=_skipped(RUN_EVENTS, event_skips)
+        + _skipped(RUN_EVENTS, problems)
+        + _skipped(PARAMS, params_skips),
         end_time=None if row["end"] is None else _EPOCH + row["end"] * _MICROSECOND,
         duration=row["duration"],
         exception=_decode_members(exception) if exception is not None else None,
     )
     return fields
+
+
+def row_flat(row: dict[str, Any]) -> dict[str, Any]:
+    """The run's params, flattened (``model.depth``), decoded (a fresh dict)."""
+    flat: dict[str, Any] = row["flat"]
+    if row.get("plain"):  # no tagged value, no list: decoding changes nothing
+        return dict(flat)
+    return _decode_members(flat)
+
+
+def _flat(stored: dict[str, Any]) -> dict[str, Any]:
+    flat = flatten_params(_decode_members(stored))
+    return {key: to_tagged(value) for key, value in flat.items()}
+
+
+def _skipped(name: str, lines: list[list[Any]]) -> list[SkippedLine]:
+    return [SkippedLine(name, line, reason) for line, reason in lines] if lines else []
 
 
 def row_last(row: dict[str, Any]) -> dict[str, Any]:

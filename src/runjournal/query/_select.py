@@ -149,9 +149,10 @@ class RunQuery:
                 return False
             if self.until is not None and started >= self.until:
                 return False
-        tags = run.fields.get("tags", {})
-        if any(tags.get(key, _MISSING) != value for key, value in self.tags.items()):
-            return False
+        if self.tags:
+            tags = run.tags
+            if any(tags.get(key, _MISSING) != value for key, value in self.tags.items()):
+                return False
         return self.expression is None or matches(self.expression, run.column)
 
     def order(self, runs: list[V]) -> list[V]:

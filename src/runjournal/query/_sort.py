@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Iterable
-from typing import Any
 
 from runjournal.query._records import RunRecord
 
@@ -32,23 +29,6 @@ def sort_runs(
         >>> [run.id for run in sort_runs(runs, "params.lr")]
         ['c', 'a', 'b']
     """
-    present: list[tuple[tuple[int, Any], RunRecord]] = []
-    missing: list[RunRecord] = []
-    for record in records:
-        value = record.column(column)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            missing.append(record)
-        else:
-            present.append((_order(value), record))
-    present.sort(key=lambda pair: pair[0], reverse=descending)
-    return [record for _, record in present] + missing
+    from runjournal.query._select import sort_by_column
 
-
-def _order(value: object) -> tuple[int, Any]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value)
-    if isinstance(value, dt.datetime):
-        return (0, value.timestamp())
-    if isinstance(value, str):
-        return (1, value)
-    return (2, repr(value))
+    return sort_by_column(records, column, descending=descending)

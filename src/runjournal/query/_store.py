@@ -35,6 +35,8 @@ from runjournal.typing import PathLike
 if TYPE_CHECKING:
     import pandas as pd
 
+    from runjournal.query._artifacts import ArtifactRecord
+
 __all__ = ["RunRefs", "Store", "Where"]
 
 Where: TypeAlias = Callable[[RunRecord], bool]
@@ -324,6 +326,64 @@ class Store:
         )
         return load_run(self._runs_dir / record.id, time.time())
 
+    def artifact_path(self, run: str | RunRecord, name: str) -> Path:
+        """The file holding an artifact's content: its blob (read it, never write it).
+
+        For an artifact logged with ``copy=False``, the path it was logged
+        from (which may have changed or gone since). A directory artifact has
+        no single file: use :meth:`get_artifact`.
+
+        Args:
+            run: A run reference (id, id prefix or name) or a record.
+            name: The artifact name; the latest artifact of that name.
+
+        Raises:
+            ArtifactError: the run has no artifact of that name, or it is a directory.
+
+        Example:
+            >>> import pathlib, runjournal
+            >>> with runjournal.start() as run:
+            ...     _ = run.log_text("notes.txt", "hello")
+            >>> runjournal.Store().artifact_path(run.id, "notes.txt").read_text()
+            'hello'
+        """
+        from runjournal.query._artifacts import stored_path
+
+        return stored_path(self.path, self._artifact(run, name))
+
+    def get_artifact(self, run: str | RunRecord, name: str, target: PathLike) -> Path:
+        """Copy an artifact out of the store to ``target``; a directory artifact is rebuilt.
+
+        Raises:
+            ArtifactError: no such artifact, ``target`` exists, or a blob is missing.
+
+        Example:
+            >>> import runjournal
+            >>> with runjournal.start() as run:
+            ...     _ = run.log_json("eval.json", {"acc": 0.5})
+            >>> print(runjournal.Store().get_artifact(run.id, "eval.json", "out.json").read_text())
+            {
+              "acc": 0.5
+            }
+            <BLANKLINE>
+        """
+        from runjournal.query._artifacts import export_artifact
+
+        return export_artifact(self.path, self._artifact(run, name), Path(target))
+
+    def _artifact(self, run: str | RunRecord, name: str) -> ArtifactRecord:
+        from runjournal.errors import ArtifactError
+        from runjournal.query._artifacts import latest_artifacts
+
+        record = run if isinstance(run, RunRecord) else self.run(run)
+        found = latest_artifacts(record.artifacts).get(name)
+        if found is None:
+            known = ", ".join(repr(n) for n in latest_artifacts(record.artifacts)) or "none"
+            raise ArtifactError(
+                f"run {record.id} has no artifact {name!r} (its artifacts: {known})", name=name
+            )
+        return found
+
     @property
     def _runs_dir(self) -> Path:
         return self.path / RUNS_DIR
@@ -356,7 +416,7 @@ class Store:
         )
         now = time.time()
         views = [make_view(entry, now) for entry in entries.values()]
-        views.sort(key=lambda view: (view.fields["start_time"], view.id))
+        views.sort(key=lambda view: view.sort_key)
         kept = [view for view in views if query.keep(view)]
         if query.where is not None:
             where = query.where
