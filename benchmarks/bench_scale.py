@@ -128,13 +128,17 @@ def child(task: str, store: str, repeats: int) -> dict[str, Any]:
             "rows": len(load_runs(opened, where=WHERE)),
         }
     if task == "metrics":
-        result = _timed(lambda: load_metrics(opened, keys=["loss"]), 1)
+        rows: list[int] = []
+        result = _timed(lambda: rows.append(len(load_metrics(opened, keys=["loss"]))), 1)
+        result["rows"] = rows[0]
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result["rows"] = len(load_metrics(opened, keys=["loss"], runs=None))
         return result
     if task == "reload":
+        load_runs(opened)  # warm: what a notebook that polls a store has done before
+        appended = append_steps(Path(store))
         _scan.COUNTER.reset()
         result = _timed(lambda: load_runs(opened), 1)
+        result["bytes_appended"] = appended
         result["bytes_read"] = _scan.COUNTER.data
         result["check_bytes_read"] = _scan.COUNTER.check
         return result
@@ -142,12 +146,25 @@ def child(task: str, store: str, repeats: int) -> dict[str, Any]:
 
 
 def _timed(call: Any, repeats: int) -> dict[str, Any]:
-    times = []
+    """Wall and CPU seconds of ``call`` (CPU: this process and the workers it started)."""
+    times, cpus = [], []
     for _ in range(repeats):
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), _cpu()
         call()
         times.append(time.perf_counter() - begin)
-    return {"median_seconds": statistics.median(times), "seconds": times}
+        cpus.append(_cpu() - cpu)
+    return {
+        "median_seconds": statistics.median(times),
+        "median_cpu_seconds": statistics.median(cpus),
+        "seconds": times,
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def in_child(task: str, store: Path, repeats: int = 1) -> dict[str, Any]:
@@ -188,39 +205,53 @@ def _metric_bytes(store: Path, ids: list[str]) -> int:
 def measure(store: Path, repeats: int, cold_repeats: int) -> dict[str, Any]:
     cache = store / ".cache"
     results: dict[str, Any] = {}
-    cold = []
-    for _ in range(cold_repeats):
-        cold.append(in_child("cold_nocache", store)["median_seconds"])
-    results["load_runs_cold_nocache_seconds"] = statistics.median(cold)
+    cold = [in_child("cold_nocache", store) for _ in range(cold_repeats)]
+    results["load_runs_cold_nocache_seconds"] = statistics.median(c["median_seconds"] for c in cold)
+    results["load_runs_cold_nocache_cpu_seconds"] = statistics.median(
+        c["median_cpu_seconds"] for c in cold
+    )
     builds = []
     for _ in range(cold_repeats):
         shutil.rmtree(cache, ignore_errors=True)
-        builds.append(in_child("cold_build", store)["median_seconds"])
-    results["load_runs_cold_build_cache_seconds"] = statistics.median(builds)
+        builds.append(in_child("cold_build", store))
+    results["load_runs_cold_build_cache_seconds"] = statistics.median(
+        b["median_seconds"] for b in builds
+    )
+    results["load_runs_cold_build_cache_cpu_seconds"] = statistics.median(
+        b["median_cpu_seconds"] for b in builds
+    )
     results["load_runs_cold_seconds"] = min(
         results["load_runs_cold_nocache_seconds"], results["load_runs_cold_build_cache_seconds"]
     )
     results["cache_mb"] = round(_disk_mb(cache), 1)
     warm = in_child("warm", store, repeats)
     results["load_runs_warm_seconds"] = warm["all"]["median_seconds"]
+    results["load_runs_warm_cpu_seconds"] = warm["all"]["median_cpu_seconds"]
     results["load_runs_filtered_warm_seconds"] = warm["filtered"]["median_seconds"]
+    results["load_runs_filtered_warm_cpu_seconds"] = warm["filtered"]["median_cpu_seconds"]
     results["filtered_rows"] = warm["rows"]
     in_child("metrics", store)  # builds the columns' first use (page cache, chunk files)
     metrics = [in_child("metrics", store) for _ in range(max(1, repeats // 2))]
     results["load_metrics_loss_warm_seconds"] = statistics.median(
         m["median_seconds"] for m in metrics
     )
+    results["load_metrics_loss_warm_cpu_seconds"] = statistics.median(
+        m["median_cpu_seconds"] for m in metrics
+    )
     results["load_metrics_loss_peak_rss_mb"] = max(m["peak_rss_mb"] for m in metrics)
     results["load_metrics_loss_rows"] = metrics[0]["rows"]
-    reloads, appended, read = [], [], []
+    reloads, cpus, appended, read = [], [], [], []
     for _ in range(repeats):
-        appended.append(append_steps(store))
         reload = in_child("reload", store)
         reloads.append(reload["median_seconds"])
+        cpus.append(reload["median_cpu_seconds"])
+        appended.append(reload["bytes_appended"])
         read.append(reload["bytes_read"])
     results["incremental_reload_seconds"] = statistics.median(reloads)
+    results["incremental_reload_cpu_seconds"] = statistics.median(cpus)
     results["incremental_bytes_appended"] = appended
     results["incremental_bytes_read"] = read
+    results["load_average_1min_at_end"] = os.getloadavg()[0]
     results["targets"] = {
         name: {"target": limit, "measured": results[name], "met": results[name] < limit}
         for name, limit in TARGETS.items()

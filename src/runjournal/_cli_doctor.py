@@ -93,7 +93,7 @@ def _report_text(report: DoctorReport, *, after_fix: bool) -> str:
         ]
         for problem in report.problems[:_SHOWN]
     ]
-    lines = [f"{checked}: {len(report.problems)} problems", table(rows)]
+    lines = [f"{checked}: {_count(len(report.problems), 'problem')}", table(rows)]
     if len(report.problems) > _SHOWN:
         lines.append(f"... and {len(report.problems) - _SHOWN} more (see --json)")
     fixable = len(report.fixable)
@@ -102,12 +102,17 @@ def _report_text(report: DoctorReport, *, after_fix: bool) -> str:
     return "\n".join(lines)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _fix_text(fixed: FixReport) -> str:
     if fixed.quarantine is None:
         return "nothing to move aside"
     text = (
-        f"moved {len(fixed.moved)} problems aside into {safe(str(fixed.quarantine))}"
-        f" ({fixed.removed_lines} damaged lines removed, {fixed.kept_lines} lines kept)"
+        f"moved {_count(len(fixed.moved), 'problem')} aside into {safe(str(fixed.quarantine))}"
+        f" ({_count(fixed.removed_lines, 'damaged line')} removed,"
+        f" {_count(fixed.kept_lines, 'line')} kept)"
     )
     if fixed.skipped:
         text += f"; {len(fixed.skipped)} left alone because their file changed meanwhile"
