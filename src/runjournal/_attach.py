@@ -381,15 +381,10 @@ class AttachedRun(Run):
 
     def _end(self, status: str, exc: BaseException | None) -> None:
         """Flush and close the metrics file; an attached writer records no end."""
-        with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-            self._refusing = True
-        _lifecycle.unregister(self)
-        if self._writer is None or self._forked():
+        writer = self._mark_ended()
+        if writer is None:
             return
         self._collect_dropped()
-        self._writer.close()
+        writer.close()
         with _released_lock:
             _released.add((self._dir, self._writer_name))  # type: ignore[arg-type]

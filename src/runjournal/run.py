@@ -524,14 +524,19 @@ class Run(ArtifactVerbs, AlertVerbs):
 
     # -- ending -------------------------------------------------------------------
 
-    def _end(self, status: str, exc: BaseException | None) -> None:
+    def _mark_ended(self) -> RunWriter | None:
+        """Mark the run ended, once; return its writer, or None when nothing is to be written."""
         with self._lock:
             if self._ended:
-                return
+                return None
             self._ended = True
             self._refusing = True
         _lifecycle.unregister(self)
-        if self._writer is None or self._forked():
+        return None if self._forked() else self._writer
+
+    def _end(self, status: str, exc: BaseException | None) -> None:
+        writer = self._mark_ended()
+        if writer is None:
             return
         if self._sampler is not None:
             self._sampler.stop()  # before the last flush: its last line lands before the end
@@ -542,9 +547,9 @@ class Run(ArtifactVerbs, AlertVerbs):
             self._console.stop()  # the output printed so far is in output.log
             if "exception" in fields:  # printed after the streams are restored: log it too
                 traceback = fields["exception"]["traceback"]
-                self._writer.queue(_OUTPUT, traceback.encode("utf-8", "backslashreplace"))
+                writer.queue(_OUTPUT, traceback.encode("utf-8", "backslashreplace"))
         self._queue_error_counts()
-        self._writer.close(last=(RUN_EVENTS, self._event_line(Event.END, fields)))
+        writer.close(last=(RUN_EVENTS, self._event_line(Event.END, fields)))
 
     def _end_from_lifecycle(self, status: str, exc: BaseException | None) -> None:
         """End at process exit, on an uncaught exception or a signal; never raises."""
