@@ -28,7 +28,7 @@ from runjournal.run import Run
 
 if TYPE_CHECKING:
     from runjournal.compare import diff
-    from runjournal.query import RunRecord, Store, load_metrics, load_runs
+    from runjournal.query import RunRecord, Store, load_metrics, load_runs, sql
 
 __all__ = [
     "Run",
@@ -48,11 +48,12 @@ __all__ = [
     "log_data",
     "log_params",
     "note",
+    "sql",
     "start",
     "tag",
 ]
 
-_READ_SIDE = frozenset({"RunRecord", "Store", "load_metrics", "load_runs"})
+_READ_SIDE = frozenset({"RunRecord", "Store", "load_metrics", "load_runs", "sql"})
 
 
 def __getattr__(name: str) -> Any:
