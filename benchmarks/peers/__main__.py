@@ -85,7 +85,11 @@ class Session:
             timeout=self.args.timeout,
         )
         taken.append(result)
-        if result.get("wall", 0) > self.args.slow or "unsupported" in result:
+        if (
+            result.get("wall", 0) > self.args.slow
+            or "unsupported" in result
+            or "timed_out" in result
+        ):
             self.slow.add((tool, scenario))
         status = result.get("error") or result.get("unsupported") or f"{result['wall']:.2f} s"
         print(f"  {tool:14} {scenario:13} {status}", flush=True)
