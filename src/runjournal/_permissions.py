@@ -27,7 +27,7 @@ from pathlib import Path
 from runjournal import _env
 from runjournal.errors import InvalidArgumentError
 
-__all__ = ["apply_file_mode", "make_dir", "open_file", "parse_umask", "store_umask"]
+__all__ = ["apply_file_mode", "lock_mode", "make_dir", "open_file", "parse_umask", "store_umask"]
 
 FILE_MODE = 0o666
 DIR_MODE = 0o777
@@ -90,6 +90,12 @@ def open_file(path: Path, flags: int) -> int:
     return fd
 
 
+def lock_mode() -> int | None:
+    """The mode for a ``filelock.FileLock`` file in the store, if ``RUNJOURNAL_UMASK`` asks one."""
+    umask = _quiet_umask()
+    return None if umask is None else FILE_MODE & ~umask
+
+
 def apply_file_mode(path: Path) -> None:
     """Give a file just created (under a temporary name) the store's mode, if one is asked for."""
     umask = _quiet_umask()
@@ -105,8 +111,10 @@ def make_dir(path: Path, *, parents: bool = False, exist_ok: bool = False) -> bo
         FileExistsError: it exists and ``exist_ok`` is false.
         OSError: it cannot be created.
     """
+    if parents and not path.parent.is_dir():
+        make_dir(path.parent, parents=True, exist_ok=True)  # each one created gets the mode
     try:
-        path.mkdir(parents=parents)
+        path.mkdir()
     except FileExistsError:
         if not exist_ok or not path.is_dir():
             raise

@@ -146,13 +146,10 @@ def test_sixteen_processes_create_eight_hundred_runs_while_readers_read(
             for step in range(30)
             for row in ((step, "x", value), (step, "step_value", step * 0.5))
         ]
-    torn_reads = racy = 0
+    torn_reads = 0
     for view in views:
         for run_id, (status, params, rows) in view.items():
             _, final_params, final_rows = final[run_id]
-            if status == "crashed":  # ended and exited during the read: see the xfail test below
-                racy += 1
-                continue
             assert status in {"running", "completed", "unknown"}, _diagnose(store, run_id)
             assert final_rows is not None
             if rows is not None:
@@ -170,8 +167,6 @@ def test_sixteen_processes_create_eight_hundred_runs_while_readers_read(
     result.runs += len(final)
     result.lines += audit_store(store).lines
     result.expect("reader views checked as prefixes", len(views))
-    if racy:
-        result.expect("runs read as crashed while they ended (reader race, open)", racy)
 
 
 def _params_diagnosis(store: Path, final: dict[str, Any], run_ids: list[str]) -> str:
@@ -204,22 +199,12 @@ def _diagnose(store: Path, run_id: str) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open reader race, handed to the read side: a run whose process ends it and exits"
-    " between the read of run.jsonl and the check of the process reads as crashed; the"
-    " reader should read run.jsonl again once it has found the process gone",
-)
-def test_a_run_that_ends_while_it_is_read_never_reads_as_crashed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The end event written (and the process gone) between the read and the check: completed."""
+def _ending_run(store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A live run that ends, and whose process is then gone, when a reader checks it."""
     from runjournal import _process
 
-    store = tmp_path / "store"
     run = runjournal.start(store=store, run_id="ending", capture=False)
     run.log({"x": 1.0})
-    events = store / "runs" / "ending" / "run.jsonl"
 
     def the_writer_ended_and_exited(process: Any) -> bool:
         if not run.ended:
@@ -227,9 +212,45 @@ def test_a_run_that_ends_while_it_is_read_never_reads_as_crashed(
         return False  # and then the process is gone
 
     monkeypatch.setattr(_process, "is_alive", the_writer_ended_and_exited)
-    status = runjournal.Store(store).run("ending").status
+    return store / "runs" / "ending" / "run.jsonl"
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
+def test_a_run_that_ends_while_it_is_read_never_reads_as_crashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    """The end event written (and the process gone) between the read and the check: completed."""
+    store = tmp_path / "store"
+    events = _ending_run(store, monkeypatch)
+    (record,) = runjournal.Store(store, cache=cache).runs()
     assert b'"status":"completed"' in events.read_bytes()
-    assert status == "completed"
+    assert (record.status, record.end_time is not None) == ("completed", True)
+
+
+def test_a_run_read_on_its_own_while_it_ends_reads_as_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The single-run reader (doctor, close) reads the file again too."""
+    from runjournal.query._reader import load_run
+
+    store = tmp_path / "store"
+    events = _ending_run(store, monkeypatch)
+    record = load_run(events.parent, 0.0)
+    assert (record.status, record.end_time is not None) == ("completed", True)
+
+
+def test_a_run_whose_process_died_without_an_end_still_reads_as_crashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a file that grew is read again: a dead writer with nothing new is crashed."""
+    from runjournal import _process
+
+    store = tmp_path / "store"
+    run = runjournal.start(store=store, run_id="dead", capture=False)
+    run.log({"x": 1.0})
+    run.flush()
+    monkeypatch.setattr(_process, "is_alive", lambda process: False)
+    assert runjournal.Store(store).run("dead").status == "crashed"
 
 
 # -- attached writers ---------------------------------------------------------------------------

@@ -25,7 +25,12 @@ os.umask(int(sys.argv[1], 8))
 run = runjournal.start("modes", params={"lr": 0.1}, tags={"t": 1})
 run.log({"loss": 0.5})
 run.note("a note")
+open("data.csv", "w").write("a,b\\n1,2\\n")
+os.utime("data.csv", (1e9, 1e9))  # old enough to be cached
+run.log_data("train", "data.csv")  # the hash cache
+run.log_artifact("data.csv")  # a blob
 run.end()
+runjournal.Store().runs()  # the query cache
 print("run", run.id, flush=True)
 """
 
@@ -74,6 +79,9 @@ def test_every_file_and_directory_gets_the_umask_asked_for(
     modes = _write(store, process_umask, **env)
     assert {"runjournal.json", "runs"} <= modes.keys()
     assert any(name.endswith("metrics.jsonl") for name in modes)
+    assert any(name.startswith("blobs/") for name in modes)
+    assert any(name.startswith(".cache/query") for name in modes)
+    assert any(name.startswith(".cache/") and "query" not in name for name in modes)
     _expect(modes, store, file_mode, dir_mode)
     tally("security").repetitions += 1
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from runjournal._permissions import apply_file_mode, make_dir, open_file
 from runjournal.capture._hashing import FileStat
 from runjournal.format import CACHE_DIR, STORE_MARKER, TEMP_PREFIX
 
@@ -61,7 +62,7 @@ RACY_NS = 2_000_000_000
 
 _FLUSH_BYTES = 1 << 20
 _COMPACT_SLACK = 256
-_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_APPEND = os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
 class HashCache:
@@ -127,8 +128,8 @@ class HashCache:
             return
         data = b"".join([b"\n", *lines])  # the newline ends a line torn by a crash
         try:
-            self._shard.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._shard, _APPEND, 0o666)
+            make_dir(self._shard.parent, parents=True, exist_ok=True)
+            fd = open_file(self._shard, _APPEND)
             try:
                 os.write(fd, data)  # one write: whole lines, never interleaved locally
             finally:
@@ -142,6 +143,7 @@ class HashCache:
         temp = self._shard.with_name(f"{TEMP_PREFIX}{self._shard.name}.{os.urandom(4).hex()}")
         try:
             temp.write_bytes(b"".join(line for line in lines if line is not None))
+            apply_file_mode(temp)
             temp.replace(self._shard)
         except OSError:
             temp.unlink(missing_ok=True)

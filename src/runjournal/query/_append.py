@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runjournal._permissions import open_file
 from runjournal.errors import StoreWriteError
 from runjournal.format import dumps_line
 
@@ -33,7 +34,7 @@ def append_line(path: Path, record: dict[str, Any]) -> None:
     """
     line = dumps_line(record)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = open_file(path, os.O_RDWR | os.O_APPEND)
     except OSError as error:
         raise StoreWriteError(f"cannot open {path}: {error}", path=path.parent) from error
     try:

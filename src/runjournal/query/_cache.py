@@ -60,7 +60,7 @@ from typing import Any
 import orjson
 from filelock import FileLock, Timeout
 
-from runjournal._permissions import apply_file_mode, make_dir
+from runjournal._permissions import apply_file_mode, lock_mode, make_dir, open_file
 from runjournal._version import __version__
 from runjournal.format import CACHE_DIR, RUNS_DIR, TEMP_PREFIX, read_file
 from runjournal.query._columns import Batch, concat_batches, decode_batch, encode_batch
@@ -148,7 +148,7 @@ class QueryCache:
                 return probe.stat().st_mtime_ns
             with contextlib.suppress(OSError):
                 self._make_root()
-                probe.touch()
+                os.close(open_file(probe, os.O_WRONLY))
                 return probe.stat().st_mtime_ns
             self.writable = False  # a read-only store: answer from the files
         return time.time_ns()
@@ -226,7 +226,12 @@ class QueryCache:
 
     def _write_index(self, entries: dict[str, Any]) -> None:
         data = orjson.dumps({"version": CACHE_VERSION, "library": __version__, "runs": entries})
-        lock = FileLock(str(self.root / "index.lock"), timeout=LOCK_TIMEOUT)
+        path, mode = str(self.root / "index.lock"), lock_mode()
+        lock = (
+            FileLock(path, timeout=LOCK_TIMEOUT)
+            if mode is None
+            else FileLock(path, timeout=LOCK_TIMEOUT, mode=mode)
+        )
         with lock:
             _write_atomically(self.root / _INDEX, data)
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runjournal.format import RUN_ID_PATTERN, RUNS_DIR
+from runjournal.format import RUN_EVENTS, RUN_ID_PATTERN, RUNS_DIR
 from runjournal.query._cache import QueryCache
 from runjournal.query._digest import RACY_NS, RunDigest, refresh
 from runjournal.query._metricsfile import ChunkLoader
@@ -50,7 +50,16 @@ class Entry:
         error: What went wrong then.
     """
 
-    __slots__ = ("_cache", "_digest", "_runs_dir", "chunks", "error", "row", "run_id")
+    __slots__ = (
+        "_cache",
+        "_digest",
+        "_runs_dir",
+        "chunks",
+        "error",
+        "events_size",
+        "row",
+        "run_id",
+    )
 
     def __init__(
         self,
@@ -70,11 +79,22 @@ class Entry:
         self._cache = cache
         self.chunks: list[list[Any]] | None = None
         """Where the saved metric columns are (see ``_cache.chunk_info``), for an unchanged run."""
+        self.events_size: int | None = None
+        """The size of ``run.jsonl`` that the row was made from (None: not known)."""
 
     @property
     def run_dir(self) -> Path:
         """The run's directory."""
         return self._runs_dir / self.run_id
+
+    def events_grew(self) -> bool:
+        """Whether ``run.jsonl`` holds more than the row was made from (an event landed since)."""
+        if self.events_size is None:
+            return False
+        try:
+            return (self.run_dir / RUN_EVENTS).stat().st_size != self.events_size
+        except OSError:
+            return False
 
     def chunk_loader(self) -> ChunkLoader | None:
         """Reads this run's saved chunks, when the cache holds them."""
@@ -154,6 +174,8 @@ class Catalog:
                 entries[run_id] = index_entry(digest, made.row)
                 states[run_id] = digest
         found = {run_id: found[run_id] for run_id in ids if run_id in found}
+        for run_id, made_entry in found.items():
+            made_entry.events_size = _events_size(entries.get(run_id))
         if self.cache is not None and (stale or set(saved) - set(entries)):
             self.cache.save(entries, states)
         return found
@@ -203,6 +225,15 @@ def index_entry(digest: RunDigest, row: dict[str, Any]) -> dict[str, Any]:
             files[captured.file] = list(captured.key) if captured.key else _NO_MARK
     ino, mtime = digest.dir_key or (0, 0)
     return {"dir": [ino, mtime, digest.listed_ns], "files": files, "row": row}
+
+
+def _events_size(entry: dict[str, Any] | None) -> int | None:
+    """The size of ``run.jsonl`` an index entry was made from."""
+    try:
+        size = entry["files"][RUN_EVENTS][1] if entry is not None else None
+    except (KeyError, TypeError, IndexError):
+        return None
+    return size if type(size) is int and size >= 0 else None
 
 
 def _mark(mark: Any) -> list[int]:

@@ -32,6 +32,7 @@ from runjournal.format import (
     RUNS_DIR,
     Event,
     SkippedLine,
+    Status,
     decode_value,
 )
 from runjournal.query._folds import EventsFold, ParamsFold, advance, integer, number, text
@@ -75,9 +76,22 @@ def load_run(run_dir: Path, now: float) -> RunRecord:
     """
     try:
         events, params = fold_run(run_dir)
-        return build_record(run_dir, events, params, now)
+        record = build_record(run_dir, events, params, now)
+        if record.status == Status.CRASHED and _grew(run_dir / RUN_EVENTS, events):
+            # It ended and exited while it was read: what it wrote is on disk now.
+            events, params = fold_run(run_dir, events, params)
+            record = build_record(run_dir, events, params, now)
+        return record
     except (ValueError, RecursionError) as error:  # a shape of content not foreseen above
         return placeholder_record(run_dir, error)
+
+
+def _grew(path: Path, events: EventsFold) -> bool:
+    """Whether the file holds more than the fold read of it."""
+    try:
+        return events.mark is not None and path.stat().st_size != events.mark.size
+    except OSError:
+        return False
 
 
 def fold_run(

@@ -409,13 +409,15 @@ class Store:
             metrics: Bring the metrics summaries up to date (else only if the query needs them).
             table: The run table will be made: bring its git and data columns up to date too.
         """
-        entries = self._catalog(cache).entries(
-            metrics=metrics or table or query.needs_metrics,
-            captured=table or query.needs_captured,
-            only=only,
-        )
+        catalog = self._catalog(cache)
+        needs = {
+            "metrics": metrics or table or query.needs_metrics,
+            "captured": table or query.needs_captured,
+        }
+        entries = catalog.entries(**needs, only=only)
         now = time.time()
         views = [make_view(entry, now) for entry in entries.values()]
+        views = _settled(views, entries, lambda ids: catalog.entries(**needs, only=ids))
         views.sort(key=lambda view: view.sort_key)
         kept = [view for view in views if query.keep(view)]
         if query.where is not None:
@@ -467,6 +469,30 @@ class Store:
                 matches=matches,
             )
         return matches[0]
+
+
+def _settled(
+    views: list[RunView],
+    entries: dict[str, Entry],
+    read_again: Callable[[list[str]], dict[str, Entry]],
+) -> list[RunView]:
+    """The views, with the runs that ended while they were read read again.
+
+    A run whose process writes its ``end`` event and exits between the read of
+    its ``run.jsonl`` and the check of that process would read as crashed.
+    The process is gone by then, so whatever it wrote is on disk: a run found
+    crashed whose ``run.jsonl`` grew since it was read is read once more.
+    """
+    ended = [
+        view.id
+        for view in views
+        if view.status == Status.CRASHED and view.id in entries and entries[view.id].events_grew()
+    ]
+    if not ended:
+        return views
+    now = time.time()
+    again = {run_id: make_view(entry, now) for run_id, entry in read_again(ended).items()}
+    return [again.get(view.id, view) for view in views]
 
 
 def _name_of(entry: Entry) -> str | None:
