@@ -55,6 +55,49 @@ def test_fd_mode_captures_print_fd_writes_and_children(tmp_path: Path) -> None:
     assert "after end" not in logged
 
 
+_SLOW_SCRIPT = """
+import os, subprocess, sys, time, runjournal
+from runjournal import _console
+
+forward = _console._Pipe._forward
+def slow_forward(self, chunk, *, log):  # a loaded machine: the copy thread lags behind
+    time.sleep(0.3)
+    forward(self, chunk, log=log)
+_console._Pipe._forward = slow_forward
+
+run = runjournal.start(store=sys.argv[1], capture_output="fd", system_metrics=False)
+for index in range(5):
+    os.write(1, b"line %d\\n" % index)
+    time.sleep(0.05)
+late = "import time; time.sleep(1); print('late child line', flush=True)"
+child = subprocess.Popen([sys.executable, "-c", late])  # holds the pipe past the run
+run.end()
+os.write(2, run.id.encode() + b"\\n")
+child.wait()
+time.sleep(1)  # the copy thread forwards what the child wrote
+"""
+
+
+def test_fd_mode_logs_everything_written_before_end_however_far_the_copy_lags(
+    tmp_path: Path,
+) -> None:
+    """A lagging copy thread loses nothing; a child outliving the run reaches only the terminal."""
+    script = tmp_path / "slow.py"
+    script.write_text(_SLOW_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stderr.strip().splitlines()[-1]
+    logged = (tmp_path / "store" / "runs" / run_id / "output.log").read_text()
+    assert logged == "".join(f"line {index}\n" for index in range(5))
+    assert "late child line" in done.stdout
+
+
 def test_python_mode_captures_what_python_prints(tmp_path: Path) -> None:
     done, log = _run_script(tmp_path, True)
     for line in ("printed line", "fd1 line", "child line", "after end"):

@@ -46,7 +46,7 @@ OUTPUT = "output.log"
 
 MODES = ("python", "fd")
 _READ_BYTES = 1 << 16
-_DRAIN_SECONDS = 0.5
+_DRAIN_SECONDS = 30.0  # a bound for a thread that cannot write to the terminal
 
 
 class _Tee:
@@ -74,12 +74,21 @@ class _Tee:
 
 
 class _Pipe:
-    """Descriptor ``target`` pointed at a pipe; a thread copies the pipe to the old target."""
+    """Descriptor ``target`` pointed at a pipe; a thread copies the pipe to the old target.
+
+    Where logging stops is marked in the pipe itself: :meth:`restore` writes a
+    random marker through the pipe once the descriptor is pointed back, and
+    the thread logs what comes before it and only forwards what comes after
+    (a child that outlives the run may still write). Everything this process
+    wrote before ``restore`` is ahead of the marker, so none of it is lost
+    however late the thread gets to it.
+    """
 
     def __init__(self, target: int, sink: Callable[[bytes], None]) -> None:
         self.target = target
         self._sink = sink
-        self.logging = True
+        self._marker = b"\0runjournal-" + os.urandom(8).hex().encode() + b"\0"
+        self._passed = threading.Event()
         self._saved = os.dup(target)
         read_end, write_end = os.pipe()
         self._read = read_end
@@ -91,38 +100,67 @@ class _Pipe:
         self._thread.start()
 
     def _copy(self) -> None:
+        held = b""  # the end of what was read, when it may be the start of the marker
         while True:
             try:
                 chunk = os.read(self._read, _READ_BYTES)
             except OSError:
-                return
+                break
             if not chunk:
                 break
-            self._forward(chunk)
+            if self._passed.is_set():
+                self._forward(chunk, log=False)
+            else:
+                held = self._before_marker(held + chunk)
+        self._forward(held, log=True)
+        self._passed.set()
         with contextlib.suppress(OSError):
             os.close(self._read)
             os.close(self._saved)
 
-    def _forward(self, chunk: bytes) -> None:
+    def _before_marker(self, data: bytes) -> bytes:
+        """Log and forward ``data`` up to the marker; return what to hold for the next read."""
+        at = data.find(self._marker)
+        if at >= 0:
+            self._forward(data[:at], log=True)
+            self._passed.set()
+            self._forward(data[at + len(self._marker) :], log=False)
+            return b""
+        keep = _marker_start(data, self._marker)
+        self._forward(data[: len(data) - keep], log=True)
+        return data[len(data) - keep :]
+
+    def _forward(self, chunk: bytes, *, log: bool) -> None:
         with contextlib.suppress(OSError):
             view = memoryview(chunk)
             while view:
                 view = view[os.write(self._saved, view) :]
-        if self.logging:
+        if log and chunk:
             with contextlib.suppress(Exception):
                 self._sink(chunk)
 
     def restore(self) -> None:
-        """Point the descriptor back; log what is still in the pipe, then stop logging.
+        """Point the descriptor back, then wait until what was written before is logged."""
+        pipe = os.dup(self.target)
+        try:
+            os.dup2(self._saved, self.target)
+            os.write(pipe, self._marker)
+        finally:
+            os.close(pipe)
+        self._passed.wait(_DRAIN_SECONDS)
 
-        Once the descriptor is restored nothing in this process holds the
-        pipe's write end, so the thread reads to the end and stops. A child
-        that still holds it (it outlives the run) keeps the thread forwarding
-        to the terminal, after a short wait, without logging.
-        """
-        os.dup2(self._saved, self.target)
-        self._thread.join(_DRAIN_SECONDS)
-        self.logging = False
+
+def _marker_start(data: bytes, marker: bytes) -> int:
+    """The length of the longest end of ``data`` that begins ``marker`` (0: none).
+
+    Example:
+        >>> _marker_start(b"text<ru", b"<runjournal>"), _marker_start(b"text", b"<r")
+        (3, 0)
+    """
+    for size in range(min(len(marker) - 1, len(data)), 0, -1):
+        if data.endswith(marker[:size]):
+            return size
+    return 0
 
 
 class ConsoleCapture:
