@@ -10,7 +10,7 @@ BENCH_BIN := $(BENCH_VENV)/bin
 PEERS_REQ := benchmarks/peers/requirements.txt
 BENCH_ARGS ?=
 
-.PHONY: demo test lint bench reliability clean
+.PHONY: demo test lint bench bench-scale reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ $(BENCH_VENV)/.installed: pyproject.toml $(PEERS_REQ) | $(BENCH_BIN)/python
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_BIN)/python benchmarks/bench_log.py
 	$(BENCH_BIN)/python -m benchmarks.peers $(BENCH_ARGS)
+
+# The scale case of issue 5 (10,000 runs, 50M values: about an hour, 6 GB of disk);
+# `make bench-scale SCALE_ARGS="--scale 0.05"` for a quick look.
+bench-scale: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python benchmarks/bench_scale.py $(SCALE_ARGS)
 
 # The reliability suite, its figures written into docs/reliability.md (SOAK=10 for a long run).
 SOAK ?= 1
