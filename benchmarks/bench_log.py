@@ -4,19 +4,24 @@ Measures, on this machine, in one process (medians over repeats):
 
 - ``run.log`` of a 3-metric dict, per call, over N calls: median, p99, max, and
   the number of calls over 5 ms; beside the floor: orjson-encoding the same
-  records and appending them to a buffered file;
+  records and appending them to a buffered file; without and with ``step=``;
+- one run of 20,000 steps x 3 metrics logged as fast as Python can (the
+  hot-loop scenario of ``benchmarks/peers``): the whole loop and ``end()``
+  per point, and ``end()`` alone, with the end event's metric summary (the
+  default) and without it;
 - the same with a slow file system (every flush sleeps), to show that the
   training loop never waits for the disk;
 - ``import runjournal`` in a fresh interpreter (``-X importtime``), and whether
   the write path imported pydantic or pandas;
 - ``start()`` + ``end()`` of an empty run.
 
-Usage: python benchmarks/bench_log.py [--calls N] [--repeats R] [--json FILE]
+Usage: python benchmarks/bench_log.py [--calls N] [--repeats R] [--json FILE] [--no-startup]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,13 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 import runjournal
 from runjournal import _writer
+from runjournal import run as run_module
 
 STALL_NS = 5_000_000
 SLOW_FLUSH_SECONDS = 0.2
@@ -64,15 +71,58 @@ def floor_times(directory: Path, calls: int) -> list[int]:
         return per_call_ns(log, calls)
 
 
-def runjournal_times(directory: Path, calls: int) -> list[int]:
+def runjournal_times(directory: Path, calls: int, *, step: bool = False) -> list[int]:
     run = runjournal.start(store=directory / "store", strict=False, capture=False)
+    if step:
 
-    def log(i: int) -> None:
-        run.log(metrics_for(i))
+        def log(i: int) -> None:
+            run.log(metrics_for(i), step=i)
+
+    else:
+
+        def log(i: int) -> None:
+            run.log(metrics_for(i))
 
     times = per_call_ns(log, calls)
     run.end()
     return times
+
+
+@contextlib.contextmanager
+def end_summary(enabled: bool) -> Iterator[None]:
+    """Runs started inside keep (the default) or leave out the metric summary of their end."""
+    original = _writer.RunWriter
+
+    def writer(*args: Any, **kwargs: Any) -> Any:
+        if "summarize" in kwargs:
+            kwargs["summarize"] = enabled
+        return original(*args, **kwargs)
+
+    run_module.RunWriter = writer  # type: ignore[attr-defined, assignment]
+    try:
+        yield
+    finally:
+        run_module.RunWriter = original  # type: ignore[attr-defined]
+
+
+def hot_loop(directory: Path, steps: int, *, summary: bool) -> dict[str, float]:
+    """The peers' hot loop: ``steps`` x 3 metrics with ``step=`` as fast as possible, then end()."""
+    with end_summary(summary):
+        run = runjournal.start(store=directory / "hot", strict=False, capture=False)
+    log = run.log
+    begin = time.perf_counter()
+    for i in range(steps):
+        log(metrics_for(i), step=i)
+    ended = time.perf_counter()
+    run.end()
+    done = time.perf_counter()
+    assert run.dir is not None
+    last = (run.dir / "run.jsonl").read_bytes().splitlines()[-1]
+    return {
+        "us_per_point": (done - begin) / (steps * 3) * 1e6,
+        "end_ms": (done - ended) * 1000,
+        "summarized": float(b'"summary"' in last),
+    }
 
 
 def slow_flush_times(directory: Path, calls: int) -> list[int]:
@@ -151,22 +201,36 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--hot-steps", type=int, default=20_000)
+    parser.add_argument(
+        "--no-startup", action="store_true", help="skip the import and start() measurements"
+    )
     args = parser.parse_args()
 
-    floor_runs, log_runs, slow_runs = [], [], []
+    floor_runs, log_runs, step_runs, slow_runs = [], [], [], []
+    hot_runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        for _ in range(args.repeats):  # interleaved, so noise hits both sides alike
+        for _ in range(args.repeats):  # interleaved, so noise hits every side alike
             floor_runs.append(summary(floor_times(directory, args.calls)))
             log_runs.append(summary(runjournal_times(directory, args.calls)))
+            step_runs.append(summary(runjournal_times(directory, args.calls, step=True)))
+            for summarized in (True, False, False, True):  # each side first as often
+                hot_runs[summarized].append(hot_loop(directory, args.hot_steps, summary=summarized))
         for _ in range(max(1, args.repeats // 2)):
             slow_runs.append(summary(slow_flush_times(directory, args.calls)))
-        startup = start_end_ms(directory, 20, capture=False)
-        startup_captured = start_end_ms(directory, 20, capture=True)
+        if not args.no_startup:
+            startup = start_end_ms(directory, 20, capture=False)
+            startup_captured = start_end_ms(directory, 20, capture=True)
     floor, log, slow = median_of(floor_runs), median_of(log_runs), median_of(slow_runs)
-    imported_ms, heavy = import_ms(max(15, args.repeats))
-    orjson_ms, _ = import_ms(max(15, args.repeats), "orjson")
-    results = {
+    with_step = median_of(step_runs)
+    hot = {
+        ("with the end summary" if summarized else "without the end summary"): {
+            key: statistics.median(run[key] for run in runs) for key in runs[0]
+        }
+        for summarized, runs in hot_runs.items()
+    }
+    results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -175,14 +239,24 @@ def main() -> None:
         "repeats": args.repeats,
         "floor": floor,
         "run.log": log,
+        "run.log, step=": with_step,
         "run.log, slow flush": slow,
         "ratio_median_to_floor": log["median_us"] / floor["median_us"],
-        "import_ms": imported_ms,
-        "import_orjson_alone_ms": orjson_ms,
-        "import_pulls_pydantic_or_pandas": heavy,
-        "start_end_ms": startup,
-        "start_end_with_capture_ms": startup_captured,
+        "ratio_median_to_floor, step=": with_step["median_us"] / floor["median_us"],
+        f"hot loop of {args.hot_steps} steps x 3, step=": hot,
     }
+    if not args.no_startup:
+        imported_ms, heavy = import_ms(max(15, args.repeats))
+        orjson_ms, _ = import_ms(max(15, args.repeats), "orjson")
+        results.update(
+            {
+                "import_ms": imported_ms,
+                "import_orjson_alone_ms": orjson_ms,
+                "import_pulls_pydantic_or_pandas": heavy,
+                "start_end_ms": startup,
+                "start_end_with_capture_ms": startup_captured,
+            }
+        )
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -391,13 +392,18 @@ _SLOW_CHILD = textwrap.dedent(
     from runjournal import _blobs
 
     _blobs.CHUNK = 64 << 10
-    real = _blobs._write_chunk
+    real, real_kernel = _blobs._write_chunk, _blobs._kernel_chunk
 
     def slow(out, chunk):
         time.sleep(0.02)
         real(out, chunk)
 
-    _blobs._write_chunk = slow
+    def slow_kernel(source, out, offset, count):
+        time.sleep(0.02)
+        return real_kernel(source, out, offset, count)
+
+    _blobs._write_chunk = slow  # the portable copy
+    _blobs._kernel_chunk = slow_kernel  # the kernel's copy of large files
     run = runjournal.start(store=sys.argv[1])
     run.log_text("small.txt", "small")
     print("started", flush=True)
@@ -456,3 +462,150 @@ def test_the_format_doc_artifact_examples_fit_the_reader_model() -> None:
         assert record.model_dump(exclude_none=True).keys() >= example.keys() - {"path"}
         if record.stored and record.kind == "file":
             assert record.path == f"blobs/sha256/{record.hash[:2]}/{record.hash}"  # type: ignore[index]
+
+
+# -- the kernel's copy, and durability ----------------------------------------------
+
+
+def _synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record (device, inode) of every file and directory os.fsync is called on."""
+    synced: list[tuple[int, int]] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        status = os.fstat(fd)
+        synced.append((status.st_dev, status.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return synced
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_dev, status.st_ino
+
+
+@pytest.mark.parametrize("durability", ["fsync", "buffered"])
+def test_fsync_durability_syncs_each_new_blob_and_its_directory(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: Any
+) -> None:
+    """With durability='fsync' every new blob and the directory naming it are fsynced; else none."""
+    from runjournal import _blobs as blobs
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(blobs.CHUNK + 12345))  # copied by the kernel
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"small")  # the portable copy
+    synced = _synced(monkeypatch)
+    with runjournal.start(store=store, durability=durability, system_metrics=False) as run:
+        records = [
+            run.log_artifact(big),
+            run.log_artifact(small),
+            run.log_text("notes.txt", "from memory"),
+        ]
+    assert all(record is not None for record in records)
+    blobs = [runjournal.Store(store).artifact_path(run.id, r.name) for r in records if r]
+    assert [blob.read_bytes() for blob in blobs[:2]] == [big.read_bytes(), b"small"]
+    _assert_blobs_match_their_names(store)
+    wanted = {_identity(blob) for blob in blobs} | {_identity(blob.parent) for blob in blobs}
+    if durability == "fsync":
+        assert wanted <= set(synced)
+    else:
+        assert not wanted & set(synced)
+
+
+def test_a_large_file_is_copied_by_the_kernel_and_hashed_as_copied(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file over one chunk goes through copy_file_range, and its blob holds exactly its bytes."""
+    from runjournal import _blobs as blobs
+
+    monkeypatch.setattr(blobs, "CHUNK", 64 << 10)
+    data = os.urandom((1 << 20) + 7)  # 17 chunks, the last one short
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    chunks: list[int] = []
+    real = blobs._kernel_chunk
+
+    def counted(src: int, out: int, offset: int, count: int) -> int:
+        chunks.append(count)
+        return real(src, out, offset, count)
+
+    monkeypatch.setattr(blobs, "_kernel_chunk", counted)
+    monkeypatch.setattr(blobs, "_copy", _refused)
+    with runjournal.start(store=store, system_metrics=False) as run:
+        record = run.log_artifact(source)
+    assert record is not None and record.hash == hashlib.sha256(data).hexdigest()
+    assert len(chunks) == 17
+    blob = runjournal.Store(store).artifact_path(run.id, "weights.bin")
+    assert blob.read_bytes() == data
+    assert list((store / "blobs" / "sha256" / ".tmp").iterdir()) == []
+
+
+def _refused(*args: object) -> int:
+    raise AssertionError("the portable copy was not expected here")
+
+
+def test_a_source_that_changes_during_the_kernel_copy_is_copied_again_the_portable_way(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write to the source mid-copy drops the kernel's copy; the blob is the file as it ends."""
+    from runjournal import _blobs as blobs
+
+    monkeypatch.setattr(blobs, "CHUNK", 64 << 10)
+    source = tmp_path / "growing.bin"
+    source.write_bytes(os.urandom(1 << 20))
+    real = blobs._kernel_chunk
+
+    def appending(src: int, out: int, offset: int, count: int) -> int:
+        if offset == 0:
+            with source.open("ab") as file:  # another process writes to it meanwhile
+                file.write(b"more")
+        return real(src, out, offset, count)
+
+    monkeypatch.setattr(blobs, "_kernel_chunk", appending)
+    portable: list[int] = []
+    real_copy = blobs._copy
+    monkeypatch.setattr(blobs, "_copy", lambda *args: portable.append(1) or real_copy(*args))
+    with runjournal.start(store=store, system_metrics=False) as run:
+        record = run.log_artifact(source)
+    final = source.read_bytes()
+    assert portable == [1]
+    assert record is not None and record.size == (1 << 20) + 4
+    assert record.hash == hashlib.sha256(final).hexdigest()
+    assert [blob.name for blob in _blobs(store)] == [record.hash]  # no blob of the torn copy
+    _assert_blobs_match_their_names(store)
+    assert list((store / "blobs" / "sha256" / ".tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("sendfile_works", [True, False])
+def test_without_copy_file_range_sendfile_or_the_portable_copy_stores_the_file(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sendfile_works: bool
+) -> None:
+    """Without copy_file_range (EXDEV) sendfile copies; without both the portable copy does."""
+    from runjournal import _blobs as blobs
+
+    monkeypatch.setattr(blobs, "CHUNK", 64 << 10)
+    data = os.urandom(300_000)
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+
+    def cross_device(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def unsupported(*args: object) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(blobs, "_kernel_chunk", cross_device)
+    if not sendfile_works:
+        monkeypatch.setattr(blobs, "_kernel_send", unsupported)
+    portable: list[int] = []
+    real_copy = blobs._copy
+    monkeypatch.setattr(blobs, "_copy", lambda *args: portable.append(1) or real_copy(*args))
+    with runjournal.start(store=store, system_metrics=False) as run:
+        record = run.log_artifact(source)
+    assert record is not None and record.hash == hashlib.sha256(data).hexdigest()
+    assert portable == ([] if sendfile_works else [1])
+    assert runjournal.Store(store).artifact_path(run.id, "model.bin").read_bytes() == data
+    _assert_blobs_match_their_names(store)

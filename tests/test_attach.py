@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +137,27 @@ def test_load_metrics_selects_writers_by_name_and_main() -> None:
     assert runjournal.load_metrics(runs=both, writer="c").empty
     with pytest.raises(InvalidArgumentError, match="writer"):
         runjournal.load_metrics(writer=[1])  # type: ignore[list-item]
+
+
+def test_an_attached_writer_samples_system_metrics_only_when_asked() -> None:
+    """attach(system_metrics=...) samples into system.<writer>.jsonl; plain attach does not."""
+    with runjournal.start(system_metrics=False) as main:
+        main.log({"loss": 1.0}, step=0)
+        with attach(main.id, writer="eval", system_metrics=0.02):
+            time.sleep(0.25)
+        with attach(main.id, writer="plain") as plain:
+            plain.log({"loss": 2.0}, step=0)
+            time.sleep(0.1)
+    assert main.dir is not None
+    assert sorted(p.name for p in main.dir.glob("system*")) == ["system.eval.jsonl"]
+    lines = (main.dir / "system.eval.jsonl").read_bytes().splitlines()
+    assert lines and all(b'"proc/rss_bytes"' in line for line in lines)
+    frame = runjournal.load_metrics(runs=main.id, system=True)
+    samples = frame[frame["key"].str.startswith("system/")]
+    assert set(samples["writer"]) == {"eval"}
+    assert frame.loc[frame["key"] == "loss", "writer"].fillna("main").tolist() == ["main", "plain"]
+    with pytest.raises(InvalidArgumentError, match="system_metrics"):
+        attach(main.id, writer="bad", system_metrics=-1)
 
 
 def test_run_level_verbs_of_an_attached_writer_raise_when_strict() -> None:

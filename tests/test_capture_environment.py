@@ -308,13 +308,13 @@ def test_packages_are_read_once_per_process(
 ) -> None:
     """start() may run hundreds of times: the installed distributions are listed only once."""
     scans = []
-    real = importlib.metadata.distributions
+    real = _packages.distributions  # importlib.metadata.distributions(), or the same listing
 
     def counting() -> Any:
         scans.append(1)
         return real()
 
-    monkeypatch.setattr(importlib.metadata, "distributions", counting)
+    monkeypatch.setattr(_packages, "distributions", counting)
     for _ in range(3):
         with runjournal.start(capture=NO_GIT):
             pass

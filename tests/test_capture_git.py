@@ -297,7 +297,7 @@ def test_capture_never_takes_the_index_lock(repo: Path) -> None:
 
 
 def test_a_hung_git_is_given_up_at_the_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A git that never answers makes status error within the timeout, not a hang."""
     fake_bin = tmp_path / "bin"
@@ -306,10 +306,31 @@ def test_a_hung_git_is_given_up_at_the_timeout(
     fake_git.write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n")
     fake_git.chmod(fake_git.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(fake_bin))
-    began = time.monotonic()
-    info = capture_git(tmp_path, timeout=0.5).info
-    assert time.monotonic() - began < 5
+    for where in (repo, repo / "pkg"):  # the repository is found from its files, then git hangs
+        began = time.monotonic()
+        info = capture_git(where, timeout=0.5).info
+        assert time.monotonic() - began < 5
+        assert info["status"] == "error" and "timed out" in info["message"]
+    (repo / ".git" / "HEAD").write_text("garbage\n")  # a layout left to git: it hangs too
+    info = capture_git(repo, timeout=0.5).info
     assert info["status"] == "error" and "timed out" in info["message"]
+
+
+def test_outside_a_repository_no_git_process_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No .git above the directory: not_a_repo from the files alone, git is never run."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    marker = tmp_path / "git-was-run"
+    fake_git = fake_bin / "git"
+    fake_git.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    fake_git.chmod(fake_git.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", str(fake_bin))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert capture_git(plain).info == {"format": 1, "status": "not_a_repo"}
+    assert not marker.exists()
 
 
 def test_require_clean_git_refuses_a_dirty_tree_before_writing_anything(

@@ -238,6 +238,40 @@ def test_help_exits_0(capsys) -> None:
     assert "--experiment" in capsys.readouterr().out
 
 
+def test_show_lists_the_alerts_that_fired_in_text_and_json(files: StoreFiles, capsys) -> None:
+    """show prints each alert event (control characters stripped); show --json lists them."""
+    run = files.run("r1").start()
+    run.event(
+        "alert",
+        time=T0 + 123.5,
+        key=f"train/loss{ESCAPES}",
+        rule="not_finite()",
+        step=120,
+        value={"$float": "nan"},
+        message=f"train/loss = nan at step 120: not finite{ESCAPES}",
+        count=1,
+    )
+    run.event("alert", time=T0 + 130, key="grad", rule="above(100.0)", step=7, value=250.0, count=2)
+    run.end()
+    assert run_cli(files, "show", "r1") == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", out), repr(out)
+    assert "pwned" not in out
+    assert "alerts          2 (see below)" in out
+    assert "alerts: 2 fired" in out
+    rows = out.split("alerts: 2 fired\n", 1)[1].splitlines()
+    assert rows[0].split() == ["time", "key", "rule", "step", "value", "count", "message"]
+    assert rows[1].split()[2:6] == ["train/loss", "not_finite()", "120", "nan"]
+    assert rows[2].split()[2:7] == ["grad", "above(100.0)", "7", "250.0", "x2"]
+    assert run_cli(files, "show", "r1", "--json") == 0
+    alerts = strict_json(capsys.readouterr().out)["alerts"]  # type: ignore[index]
+    assert [(a["key"], a["step"], a["value"], a["count"]) for a in alerts] == [
+        (f"train/loss{ESCAPES}", 120, {"$float": "nan"}, 1),
+        ("grad", 7, 250.0, 2),
+    ]
+    assert alerts[0]["rule"] == "not_finite()" and alerts[0]["seg"] == 0
+
+
 # ---------------------------------------------------------- terminal safety
 
 

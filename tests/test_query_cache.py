@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from _runfiles import StoreFiles, line
 from runjournal.query import Store, _scan, _workers, load_metrics, load_runs
+from runjournal.query._cache import QueryCache
 from runjournal.query._history import default_view, read_history, select_rows
 from runjournal.query._json import dumps_tagged
 from runjournal.query._summary import summarize
@@ -86,7 +88,7 @@ def test_a_store_of_every_shape_reads_the_same_with_the_cache(files: StoreFiles)
     """Cached reads equal uncached ones: records, run table, rows and frames, warnings too."""
     mixed_store(files)
     assert_same_as_without_cache(Store(files.root))
-    assert (files.root / ".cache" / "query" / "index.json").is_file()
+    assert (files.root / ".cache" / "query" / "index").is_file()
 
 
 def test_appends_to_every_file_are_seen(files: StoreFiles) -> None:
@@ -147,9 +149,11 @@ def test_deleting_the_cache_loses_nothing(files: StoreFiles) -> None:
     mixed_store(files)
     store = Store(files.root)
     read_all(store, cache=True)
-    shutil.rmtree(files.root / ".cache" / "query" / "states")
+    query = files.root / ".cache" / "query"
+    for pack in query.glob("*.pack"):  # the digests and columns, the index still naming them
+        pack.unlink()
     assert_same_as_without_cache(store)
-    shutil.rmtree(files.root / ".cache" / "query" / "chunks")
+    (query / "index").unlink()
     files.run("a").metrics(10, {"loss": 0.01})
     assert_same_as_without_cache(store)
     shutil.rmtree(files.root / ".cache")
@@ -157,16 +161,29 @@ def test_deleting_the_cache_loses_nothing(files: StoreFiles) -> None:
 
 
 def test_a_damaged_cache_is_ignored(files: StoreFiles) -> None:
-    """Garbage in the index, a state or a chunk is read past: the runs are read from their files."""
+    """Garbage in the index, a digest or a chunk is read past: runs are read from their files."""
     mixed_store(files)
     store = Store(files.root)
     read_all(store, cache=True)
     query = files.root / ".cache" / "query"
-    for path in [*query.glob("states/*.json"), *query.glob("chunks/*/*.bin")][::2]:
-        path.write_bytes(b"garbage" + path.read_bytes()[7:50])
-    files.run("a").metrics(11, {"loss": 0.5})  # so that its state and chunks are needed
+    for pack in query.glob("*.pack"):  # same size, bytes changed here and there: CRCs differ
+        data = bytearray(pack.read_bytes())
+        for at in range(7, len(data), 97):
+            data[at] ^= 0x20
+        pack.write_bytes(bytes(data))
+    files.run("a").metrics(11, {"loss": 0.5})  # so that its digest and chunks are needed
     assert_same_as_without_cache(store)
-    (query / "index.json").write_bytes(b'{"version": 2, "runs": {"a": {"row": 1}}}')
+    for pack in query.glob("*.pack"):
+        pack.write_bytes(b"garbage")
+    assert_same_as_without_cache(store)
+    manifest = orjson.loads((query / "index").read_bytes())
+    deltas: list[Any] = [{"a": {"row": 1}}, {"a": {"state": "../../x:0:1:0", "row": 1}}, []]
+    for delta in deltas:
+        (query / "index").write_bytes(orjson.dumps({**manifest, "delta": delta}))
+        assert_same_as_without_cache(store)
+    (query / "index").write_bytes(orjson.dumps({**manifest, "base": "../../etc/passwd"}))
+    assert_same_as_without_cache(store)
+    (query / "index").write_bytes(b'{"version": 3, "runs": {"a": {"row": 1}}}')
     assert_same_as_without_cache(store)
 
 
@@ -256,6 +273,184 @@ def test_a_reload_reads_only_the_appended_bytes(files: StoreFiles) -> None:
     assert _scan.COUNTER.data == 0  # nothing new: no run file is read at all
 
 
+def _cache_files(root: Path) -> dict[str, tuple[int, int]]:
+    """The files of the query cache: name -> (inode, mtime)."""
+    query = root / ".cache" / "query"
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in query.iterdir()}
+
+
+def test_a_save_writes_one_pack_and_the_index_and_a_reload_only_what_changed(
+    files: StoreFiles,
+) -> None:
+    """No file or directory per run: one pack per save; a reload adds a pack for what changed."""
+    for index in range(40):
+        run = files.ended_run(f"r{index:02}", start=1795000000.0 + index).params({"i": index})
+        for step in range(20):
+            run.metrics(step, {"loss": step * 0.5})
+    store = Store(files.root)
+    load_runs(store)
+    load_metrics(store, keys=["loss"])
+    first = _cache_files(files.root)
+    assert not [p for p in (files.root / ".cache" / "query").iterdir() if p.is_dir()]
+    assert len([name for name in first if name.endswith(".pack")]) == 1
+    assert set(first) - {"index", "index.lock", "clock"} == {
+        name for name in first if name.endswith(".pack")
+    }
+    for index in (3, 30):
+        files.run(f"r{index:02}").metrics(20, {"loss": 0.1})
+    load_runs(store)
+    second = _cache_files(files.root)
+    new = set(second) - set(first)
+    assert len(new) == 1 and new.pop().endswith(".pack")
+    assert all(second[name] == first[name] for name in first if name.endswith(".pack"))
+    manifest = orjson.loads((files.root / ".cache" / "query" / "index").read_bytes())
+    assert len(manifest["delta"]) == 40  # no base yet: 40 runs are few
+    assert_same_as_without_cache(store)
+
+
+def test_runs_written_just_before_are_listed_again_not_read_again(
+    files: StoreFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run directory too recent to trust is listed again (not read, nor saved) until it is old."""
+    from runjournal.query import _cache, _catalog
+    from runjournal.query._digest import refresh as real_refresh
+
+    monkeypatch.setattr(_cache, "RACY_NS", 32_000_000_000)  # a clock of 32 s resolution
+    for index in range(3):
+        files.ended_run(f"r{index}").metrics(0, {"loss": 1.0})
+    written = time.time() - 30  # recent for such a clock: racy until it reads written + 32 s
+    for run_dir in (files.root / "runs").iterdir():
+        os.utime(run_dir, (written, written))
+    store = Store(files.root)
+    load_runs(store)
+    packs = {name for name in _cache_files(files.root) if name.endswith(".pack")}
+    read: list[str] = []
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def refresh(run_dir: Path, *args: Any, **kwargs: Any) -> Any:
+        read.append(run_dir.name)
+        return real_refresh(run_dir, *args, **kwargs)
+
+    def listdir(path: Any = ".") -> list[str]:
+        listed.append(Path(path).name)
+        return real_listdir(path)
+
+    monkeypatch.setattr(_catalog, "refresh", refresh)
+    monkeypatch.setattr(os, "listdir", listdir)
+    load_runs(store)
+    assert read == [] and sorted(listed) == ["r0", "r1", "r2"]
+    time.sleep(max(0.0, written + 32.5 - time.time()))
+    load_runs(store)  # listed once more, now with a time that makes the directories trusted
+    listed.clear()
+    load_runs(store)
+    load_metrics(store)
+    assert read == [] and listed == []
+    assert {name for name in _cache_files(files.root) if name.endswith(".pack")} == packs
+    assert_same_as_without_cache(store)
+
+
+def test_many_saves_keep_the_cache_small(
+    files: StoreFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes fold into a new base, small packs merge, and retired files are deleted."""
+    from runjournal.query import _cache, _index
+
+    monkeypatch.setattr(_index, "COMPACT_MIN", 4)
+    monkeypatch.setattr(_index, "NEW_PACKS", 3)
+    monkeypatch.setattr(_cache, "MAX_SMALL_PACKS", 2)
+    monkeypatch.setattr(_cache, "GRACE_SECONDS", 0.0)
+    mixed_store(files)
+    for index in range(6):
+        files.ended_run(f"s{index}").metrics(0, {"loss": float(index)})
+    store = Store(files.root)
+    query = files.root / ".cache" / "query"
+    bases = set()
+    for step in range(12):
+        files.run("b").metrics(10 + step, {"loss": step * 0.25}, seg=1)
+        files.run(f"s{step % 6}").metrics(step + 1, {"loss": step * 0.5})
+        read_all(store, cache=True)
+        manifest = orjson.loads((query / "index").read_bytes())
+        named = {f"{name}.pack" for name in manifest["packs"]} | {f"{manifest['base']}.idx"}
+        retired = {name for name, _ in manifest["retired"]}  # deleted at the next save
+        assert set(_cache_files(files.root)) <= named | retired | {"index", "index.lock", "clock"}
+        assert len(manifest["packs"]) <= 2 + 1 + 3  # small ones kept, the merged one, new ones
+        bases.add(manifest["base"])
+    assert len(bases) > 2  # the changes were folded into new bases, again and again
+    assert_same_as_without_cache(store)
+    shutil.rmtree(files.root / "runs" / "s0")
+    assert_same_as_without_cache(store)
+    assert "s0" not in QueryCache(files.root).load()
+
+
+def test_records_outliving_the_files_their_index_named_still_read_right(
+    files: StoreFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records made from an index whose packs were collected since read their runs' files."""
+    from runjournal.query import _cache, _index
+
+    mixed_store(files)
+    store = Store(files.root)
+    load_runs(store)
+    load_metrics(store)
+    held = store.runs()  # their digests and columns not read yet: they name today's packs
+    monkeypatch.setattr(_index, "COMPACT_MIN", 0)
+    monkeypatch.setattr(_cache, "MAX_SMALL_PACKS", 0)
+    monkeypatch.setattr(_cache, "GRACE_SECONDS", 0.0)
+    before = set(_cache_files(files.root))
+    for step in range(3):  # every save: a new base, packs merged, what was retired deleted
+        files.run("a").metrics(20 + step, {"loss": 0.5})
+        files.run("c").metrics(20 + step, {"loss": 0.5})
+        load_metrics(store)
+    assert not {name for name in before if name.endswith(".pack")} & set(_cache_files(files.root))
+    expected = [dumps_tagged(r.history(raw=True)) for r in store.runs(cache=False)]
+    assert [dumps_tagged(r.history(raw=True)) for r in held] == expected  # the files as now
+
+
+def test_an_older_cache_layout_is_ignored_and_removed_once_unused(
+    files: StoreFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What version 2 wrote (index.json, states/, chunks/) is not read, and goes when stale."""
+    from runjournal.query import _cache, _index
+
+    mixed_store(files)
+    query = files.root / ".cache" / "query"
+    (query / "states").mkdir(parents=True)
+    (query / "chunks" / "a").mkdir(parents=True)
+    (query / "index.json").write_bytes(b'{"version": 2, "runs": {"a": {"row": {"v": 0}}}}')
+    (query / "states" / "a.json").write_bytes(b"{}")
+    (query / "chunks" / "a" / "x.bin").write_bytes(b"RJQ1")
+    (query / ".tmp-abandoned.pack").write_bytes(b"RJQP1\n")
+    assert_same_as_without_cache(Store(files.root))
+    assert (query / "states").exists()  # recent: a process of the older version may use it
+    monkeypatch.setattr(_cache, "ORPHAN_SECONDS", 0.0)
+    monkeypatch.setattr(_index, "COMPACT_MIN", 0)
+    files.run("a").metrics(20, {"loss": 0.0})
+    assert_same_as_without_cache(Store(files.root))
+    left = {p.name for p in query.iterdir()}
+    assert not left & {"index.json", "states", "chunks", ".tmp-abandoned.pack"}
+
+
+def test_pack_references_never_leave_the_cache_directory(tmp_path: Path) -> None:
+    """A reference is checked before anything is opened; a damaged blob fails its CRC."""
+    from runjournal.query._packs import PackWriter, read_blob
+
+    writer = PackWriter(tmp_path)
+    ref = writer.add(b"x" * 100)
+    writer.finish()
+    assert read_blob(tmp_path, ref) == b"x" * 100
+    pack, offset, length, crc = ref.split(":")
+    for bad in (
+        f"../{pack}:{offset}:{length}:{crc}",
+        f"{pack}:0:{length}:{crc}",
+        f"{pack}:{offset}:ffff:{crc}",
+        f"{pack}:{offset}:{length}:0",
+        "nonsense",
+    ):
+        with pytest.raises(ValueError):
+            read_blob(tmp_path, bad)
+
+
 def test_runs_read_by_worker_processes_are_the_same(
     files: StoreFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,8 +460,35 @@ def test_runs_read_by_worker_processes_are_the_same(
         run.metrics(0, {"loss": index * 1.5}).metrics(1, {"loss": float("nan")})
     files.run("w03").append("metrics.jsonl", b"garbage\n")
     monkeypatch.setattr(_workers, "MIN_RUNS", 4)
+    monkeypatch.setattr(_workers, "MIN_BYTES", 0)
     monkeypatch.setenv("RUNJOURNAL_QUERY_WORKERS", "2")
     assert _workers.worker_count(12) == 2
+    started = []
+    real_start = _workers._start
+
+    def start(job: bytes) -> Any:
+        started.append(job)
+        return real_start(job)
+
+    monkeypatch.setattr(_workers, "_start", start)
+    assert_same_as_without_cache(Store(files.root))
+    assert len(started) == 2
+    assert len(list((files.root / ".cache" / "query").glob("*.pack"))) >= 2  # one per worker
+
+
+def test_little_to_read_is_read_without_worker_processes(
+    files: StoreFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a worker costs more than reading a few megabytes: many small runs are read here."""
+    for index in range(12):
+        files.ended_run(f"w{index:02}").metrics(0, {"loss": 1.0})
+    monkeypatch.setattr(_workers, "MIN_RUNS", 4)
+    monkeypatch.setenv("RUNJOURNAL_QUERY_WORKERS", "2")
+
+    def start(job: bytes) -> Any:
+        raise AssertionError("no worker should start")
+
+    monkeypatch.setattr(_workers, "_start", start)
     assert_same_as_without_cache(Store(files.root))
 
 
@@ -314,8 +536,57 @@ def test_concurrent_readers_and_writers_agree_with_a_read_without_cache(
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0 and output.strip() == b"ok"
     assert_same_as_without_cache(Store(files.root))
-    index = orjson.loads((files.root / ".cache" / "query" / "index.json").read_bytes())
-    assert len(index["runs"]) == 3 + 6
+    assert len(QueryCache(files.root).load()) == 3 + 6
+
+
+_CHURNER = textwrap.dedent(
+    """
+    import sys, warnings
+    import orjson
+    from runjournal.query import Store, _cache, _index, load_metrics, load_runs
+    warnings.simplefilter("ignore")
+    _index.COMPACT_MIN = 0  # every save makes a new base and retires the old files
+    _index.NEW_PACKS = 1
+    _cache.MAX_SMALL_PACKS = 0
+    _cache.GRACE_SECONDS = 0.0  # retired files go at the next save: readers lose them
+    store, own = Store(sys.argv[1]), sys.argv[2]
+    path = store.path / "runs" / own / "metrics.jsonl"
+    for step in range(int(sys.argv[3])):
+        with open(path, "ab") as file:
+            line = {"step": 100 + step, "time": 1.0, "seg": 0, "m": {"loss": step / 7}}
+            file.write(orjson.dumps(line) + b"\\n")
+        table = load_runs(store).set_index("run_id")
+        rows = load_metrics(store, runs=[own])
+        plain = load_runs(store, cache=False).set_index("run_id")
+        assert table.loc[own].equals(plain.loc[own]), (table.loc[own], plain.loc[own])
+        assert rows.equals(load_metrics(store, runs=[own], cache=False))
+    print("ok")
+    """
+)
+
+
+def test_processes_saving_and_collecting_at_once_never_give_a_wrong_answer(
+    files: StoreFiles,
+) -> None:
+    """With a new base at every save and no grace period, readers lose files: never answers."""
+    mixed_store(files)
+    owners = [f"own{index}" for index in range(3)]
+    for owner in owners:
+        files.ended_run(owner).metrics(0, {"loss": 1.0})
+    env = {**os.environ, "RUNJOURNAL_STRICT": "0"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHURNER, str(files.root), owner, "12"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for owner in owners
+    ]
+    for proc in procs:
+        output, errors = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and output.strip() == b"ok", errors.decode()[-3000:]
+    assert_same_as_without_cache(Store(files.root))
 
 
 # ------------------------------------------------------------------ properties
@@ -403,4 +674,4 @@ def test_the_cache_needs_no_numpy(files: StoreFiles) -> None:
     command = [sys.executable, "-c", _WITHOUT_NUMPY, str(files.root)]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
-    assert any((files.root / ".cache" / "query" / "chunks" / "a").iterdir())
+    assert any((files.root / ".cache" / "query").glob("*.pack"))

@@ -95,6 +95,76 @@ def test_notes_keep_order_time_and_segment(files: StoreFiles) -> None:
     assert notes[0].time == dt.datetime.fromtimestamp(T0 + 412.5, dt.UTC)
 
 
+def _alert_run(files: StoreFiles) -> None:
+    run = files.run("r1").start()
+    run.event(
+        "alert",
+        time=T0 + 123.5,
+        key="train/loss",
+        rule="not_finite()",
+        step=120,
+        value={"$float": "nan"},
+        message="train/loss = nan at step 120: not finite",
+        count=1,
+    )
+    run.event("alert", time=T0 + 130, seg=1, key="grad", rule="above(100.0)", step=7, value=250.0)
+    run.event("alert", time=T0 + 131, rule="above(1.0)", value=2.0)  # no key: not an alert
+    run.metrics(0, {"loss": 1.0})
+
+
+def test_alert_events_read_back_as_alerts_in_file_order(files: StoreFiles) -> None:
+    """Alert events of run.jsonl become RunRecord.alerts, values decoded, keyless ones skipped."""
+    _alert_run(files)
+    alerts = load(files, "r1").alerts
+    assert [(a.key, a.rule, a.step, a.seg, a.count) for a in alerts] == [
+        ("train/loss", "not_finite()", 120, 0, 1),
+        ("grad", "above(100.0)", 7, 1, 1),
+    ]
+    assert math.isnan(alerts[0].value) and alerts[1].value == 250.0
+    assert alerts[0].message == "train/loss = nan at step 120: not finite"
+    assert alerts[1].message == ""  # a field the event lacks keeps its default
+    assert alerts[0].time == dt.datetime.fromtimestamp(T0 + 123.5, dt.UTC)
+
+
+def test_alerts_are_the_same_read_whole_from_the_query_cache_and_after_an_append(
+    files: StoreFiles,
+) -> None:
+    """Records built from the cached fold give the same alerts as a read of the whole file."""
+    _alert_run(files)
+    whole = Store(files.root, cache=False).run("r1").alerts
+    first = Store(files.root).run("r1").alerts  # builds the cache
+    assert any((files.root / ".cache" / "query").iterdir())  # the cache was written
+    cached = Store(files.root).run("r1").alerts  # reads the saved fold
+    listed = [record.alerts for record in Store(files.root).runs()]
+    assert len(whole) == 2
+    assert dumps_tagged(whole) == dumps_tagged(first) == dumps_tagged(cached)
+    assert dumps_tagged(listed) == dumps_tagged([whole])
+    files.run("r1").event("alert", time=T0 + 200, key="lr", rule="below(0.1)", step=9, value=0.0)
+    appended = Store(files.root).run("r1").alerts  # the fold continued with the new line
+    assert [a.key for a in appended] == ["train/loss", "grad", "lr"]
+    assert dumps_tagged(appended) == dumps_tagged(Store(files.root, cache=False).run("r1").alerts)
+
+
+def test_an_alert_that_fires_in_a_run_reads_back_in_its_record(tmp_path: Path) -> None:
+    """run.watch() firing on a logged NaN appends an alert event that Store().run() shows."""
+    import warnings
+
+    import runjournal
+    from runjournal.alerts import not_finite
+
+    store = tmp_path / "live"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunjournalWarning)
+        with runjournal.start(store=store, system_metrics=False) as run:
+            run.watch("loss", not_finite())
+            run.log({"loss": 0.5}, step=1)
+            run.log({"loss": math.nan}, step=2)
+    (alert,) = Store(store).run(run.id).alerts
+    assert (alert.key, alert.rule, alert.step, alert.count) == ("loss", "not_finite()", 2, 1)
+    assert math.isnan(alert.value) and "nan" in alert.message
+    assert b'"event":"alert"' in (store / "runs" / run.id / "run.jsonl").read_bytes()
+
+
 def test_error_events_keep_the_largest_count_per_cause_and_key(files: StoreFiles) -> None:
     """Cumulative error counts: the largest count per (cause, key) wins, whatever the order."""
     run = files.run("r1").start()

@@ -241,6 +241,48 @@ def test_metrics_gives_rows_of_several_runs_with_their_run_id(
     }
 
 
+def _sample(files: StoreFiles, run_id: str, file_name: str, *values: float) -> None:
+    for index, value in enumerate(values):
+        record = {"time": T0 + index, "seg": 0, "s": {"proc/cpu_percent": value}}
+        files.run(run_id).append(file_name, orjson.dumps(record) + b"\n")
+
+
+def test_metrics_and_metrics_to_pandas_reach_system_samples_like_load_metrics(
+    files: StoreFiles, store: Store
+) -> None:
+    """Store.metrics and metrics_to_pandas take system=True and give what load_metrics gives."""
+    from runjournal import load_metrics
+    from runjournal.query._pandas import metrics_frame
+
+    files.ended_run("a").metrics(0, {"loss": 1.0}).metrics(1, {"loss": 0.5})
+    _sample(files, "a", "system.jsonl", 10.0, 20.0)
+    _sample(files, "a", "system.rank1.jsonl", 30.0)
+    files.ended_run("b").metrics(0, {"loss": 2.0})
+    _sample(files, "b", "system.jsonl", 40.0)
+    assert all(not r["key"].startswith("system/") for r in store.metrics())
+    rows = store.metrics(system=True)
+    assert [(r["run_id"], r["key"], r["step"], r["value"], r.get("writer", "-")) for r in rows] == [
+        ("a", "loss", 0, 1.0, None),
+        ("a", "loss", 1, 0.5, None),
+        ("a", "system/proc/cpu_percent", 0, 10.0, None),
+        ("a", "system/proc/cpu_percent", 1, 20.0, None),
+        ("a", "system/proc/cpu_percent", 0, 30.0, "rank1"),
+        ("b", "loss", 0, 2.0, "-"),  # one writer in run b: no writer, as for metrics
+        ("b", "system/proc/cpu_percent", 0, 40.0, "-"),
+    ]
+    assert store.metrics(keys="system/proc/cpu_percent", steps=(1, 1), system=True) == [
+        {"run_id": "a", "step": 1, "time": T0 + 1, "key": "system/proc/cpu_percent", "value": 20.0,
+         "writer": None},
+    ]  # fmt: skip
+    frame = store.metrics_to_pandas(system=True)
+    assert frame.equals(load_metrics(files.root, system=True))
+    assert frame.equals(metrics_frame(rows))
+    labels = frame["writer"].fillna("main").tolist()
+    assert labels == ["main"] * 4 + ["rank1"] + ["main"] * 2
+    with pytest.raises(InvalidArgumentError, match="wide"):
+        store.metrics_to_pandas(system=True, wide=True)
+
+
 # ------------------------------------------------------------------- close
 
 

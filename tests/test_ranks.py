@@ -115,6 +115,70 @@ def test_with_per_rank_each_rank_writes_its_own_metrics_file(tmp_path: Path) -> 
     assert runjournal.Store(store).run(run_dir.name).status == "completed"
 
 
+SAMPLED = """
+import sys, time, runjournal
+if sys.argv[2] == "late":
+    time.sleep(0.3)  # rank 0 comes last: the other ranks wait for its run
+interval = False if sys.argv[1] == "off" else float(sys.argv[1])
+run = runjournal.start("ddp", per_rank=True, system_metrics=interval)
+for step in range(6):
+    run.log({"loss": 1 / (step + 1)}, step=step)
+    time.sleep(0.1)
+run.end()
+"""
+
+
+def _launch_sampled(store: Path, interval: str, world: int) -> None:
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAMPLED, interval, "late" if rank == 0 else ""],
+            env={**child_env(store), **_torchrun_env(rank, world)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(world)
+    ]
+    outputs = [child.communicate(timeout=TIMEOUT) for child in children]
+    assert [child.returncode for child in children] == [0] * world, outputs
+
+
+def test_with_per_rank_each_rank_samples_system_metrics_into_its_own_file(
+    tmp_path: Path,
+) -> None:
+    """Every per_rank rank writes system.rankN.jsonl, and load_metrics(system=True) labels them."""
+    store = tmp_path / "store"
+    _launch_sampled(store, "0.05", world=3)
+    (run_dir,) = _run_dirs(store)
+    files = sorted(p.name for p in run_dir.glob("system*.jsonl"))
+    assert files == ["system.jsonl", "system.rank1.jsonl", "system.rank2.jsonl"]
+    for name in files:
+        lines = [orjson.loads(line) for line in (run_dir / name).read_bytes().splitlines()]
+        assert lines and all("proc/rss_bytes" in line["s"] for line in lines)
+        assert {line["seg"] for line in lines} == {0}
+    frame = runjournal.load_metrics(store, system=True)
+    labels = frame["writer"].fillna("main")
+    system = frame[frame["key"] == "system/proc/rss_bytes"]
+    for writer, name in zip(("main", "rank1", "rank2"), files, strict=True):
+        rows = system[labels[system.index] == writer]
+        samples = len((run_dir / name).read_bytes().splitlines())
+        assert rows["step"].tolist() == list(range(samples))  # numbered per writer's file
+    metrics = frame[frame["key"] == "loss"]
+    assert labels[metrics.index].value_counts().to_dict() == {"main": 6, "rank1": 6, "rank2": 6}
+    only = runjournal.load_metrics(store, system=True, writer="rank2")
+    assert set(only["writer"]) == {"rank2"}
+    assert {"loss", "system/proc/rss_bytes"} <= set(only["key"])
+
+
+def test_per_rank_ranks_sample_nothing_with_system_metrics_off(tmp_path: Path) -> None:
+    """start(per_rank=True, system_metrics=False) leaves no system file on any rank."""
+    store = tmp_path / "store"
+    _launch_sampled(store, "off", world=2)
+    (run_dir,) = _run_dirs(store)
+    assert not list(run_dir.glob("system*.jsonl"))
+    assert (run_dir / "metrics.rank1.jsonl").exists()
+
+
 def test_srun_tasks_make_one_run_named_after_the_job_step(tmp_path: Path) -> None:
     store = tmp_path / "store"
     envs = [

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -166,3 +169,34 @@ def test_load_metrics_with_system(tmp_path: Path) -> None:
     assert (raw["segment"] == 0).all()
     with pytest.raises(InvalidArgumentError):
         runjournal.load_metrics(runs=run.id, system=True, wide=True)
+
+
+_FORK_AFTER_START = """
+import os, sys, runjournal
+run = runjournal.start(store=sys.argv[1], capture=False)  # the sampler imports psutil now
+pid = os.fork()
+if pid == 0:
+    import psutil  # hangs if the fork caught the sampler thread inside that import
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+run.end()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_child_forked_right_after_start_can_import_what_the_sampler_imports(
+    tmp_path: Path, attempt: int
+) -> None:
+    """A fork waits for the sampler's import of psutil, so the child never inherits its lock."""
+    script = tmp_path / "fork_after_start.py"
+    script.write_text(_FORK_AFTER_START)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -4,7 +4,9 @@ A mixin, so that ``run.py`` stays about the run's lifecycle. Every verb
 stores the content in the store's ``blobs/`` (``docs/artifacts.md``), appends
 one line to ``artifacts.jsonl`` at once, and returns the record; a problem
 follows the run's policy: a strict run raises, any other warns, records an
-``error`` event with cause ``invalid_artifact`` and returns None.
+``error`` event with cause ``invalid_artifact`` and returns None. A run
+started with ``durability="fsync"`` syncs each new blob, and the directory
+that names it, before the record is written.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ArtifactVerbs:
         _dir: Path | None
         _seg: int
         _refusing: bool
+        _fsync: bool
 
         def _refuse(self, verb: str) -> None: ...
         def _report(self, problem: Exception, cause: str | None = None) -> None: ...
@@ -69,7 +72,9 @@ class ArtifactVerbs:
         return self._log_artifact(
             "log_artifact",
             name,
-            lambda root: path_artifact(root, path, name, seg=self._seg, copy=copy),
+            lambda root: path_artifact(
+                root, path, name, seg=self._seg, copy=copy, fsync=self._fsync
+            ),
         )
 
     def log_text(self, name: str, text: str) -> ArtifactRecord | None:
@@ -138,7 +143,7 @@ class ArtifactVerbs:
                 "log_image",
                 name,
                 lambda root: path_artifact(
-                    root, image, name, seg=self._seg, copy=True, kind="image"
+                    root, image, name, seg=self._seg, copy=True, kind="image", fsync=self._fsync
                 ),
             )
         from runjournal._artifact_content import image_bytes
@@ -174,7 +179,9 @@ class ArtifactVerbs:
 
             check_artifact_name(name)
             data, media = encode()
-            return bytes_artifact(root, name, kind, data, seg=self._seg, media=media)
+            return bytes_artifact(
+                root, name, kind, data, seg=self._seg, media=media, fsync=self._fsync
+            )
 
         return self._log_artifact(verb, name, store)
 

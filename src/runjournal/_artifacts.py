@@ -103,21 +103,51 @@ def media_type(name: str) -> str:
 
 
 def bytes_artifact(
-    root: Path, name: str, kind: str, data: bytes, *, seg: int, media: str | None = None
+    root: Path,
+    name: str,
+    kind: str,
+    data: bytes,
+    *,
+    seg: int,
+    media: str | None = None,
+    fsync: bool = False,
 ) -> dict[str, Any]:
-    """Store bytes made in memory; return the artifact record."""
+    """Store bytes made in memory; return the artifact record.
+
+    ``fsync`` syncs the blob (and its directory) to disk, for a run started
+    with ``durability="fsync"``.
+    """
     name = check_artifact_name(name)
     try:
-        digest, size = store_bytes(root, data, ALGO)
+        digest, size = store_bytes(root, data, ALGO, fsync=fsync)
     except OSError as error:
         raise _os_problem(name, "cannot store", root, error) from error
     return _record(name, kind, digest, size, media=media or media_type(name), seg=seg, blob=True)
 
 
 def path_artifact(
-    root: Path, source: object, name: str | None, *, seg: int, copy: bool, kind: str | None = None
+    root: Path,
+    source: object,
+    name: str | None,
+    *,
+    seg: int,
+    copy: bool,
+    kind: str | None = None,
+    fsync: bool = False,
 ) -> dict[str, Any]:
-    """Store (or, without ``copy``, only hash) a file or a directory; return the record."""
+    """Store (or, without ``copy``, only hash) a file or a directory; return the record.
+
+    ``fsync`` syncs each blob (and its directory) to disk, for a run started
+    with ``durability="fsync"``.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("w.bin").write_bytes(b"w")
+        >>> record = path_artifact(Path("art-store").absolute(), "w.bin", None, seg=0,
+        ...                        copy=True, fsync=True)
+        >>> record["name"], record["size"]
+        ('w.bin', 1)
+    """
     from runjournal.capture.data import _list, _resolve
 
     try:
@@ -130,12 +160,12 @@ def path_artifact(
     if not copy:
         return _reference(root, name, path, found, seg)
     if found == "file":
-        digest, size = _store_one(root, name, path)
+        digest, size = _store_one(root, name, path, fsync)
         media = media_type(name)
         if media == _UNKNOWN_TYPE:
             media = media_type(path)
         return _record(name, kind or "file", digest, size, media=media, seg=seg, blob=True)
-    files = [_stored_entry(root, name, entry.relative, entry.path) for entry in entries]
+    files = [_stored_entry(root, name, entry.relative, entry.path, fsync) for entry in entries]
     files.sort(key=lambda item: item["path"].encode("utf-8"))
     lines = (manifest_line(item["path"].encode("utf-8"), item["hash"]) for item in files)
     size = sum(item["size"] for item in files)
@@ -153,20 +183,20 @@ def _base_name(source: object) -> str | None:
     return None
 
 
-def _stored_entry(root: Path, name: str, relative: bytes, path: str) -> dict[str, Any]:
+def _stored_entry(root: Path, name: str, relative: bytes, path: str, fsync: bool) -> dict[str, Any]:
     try:
         text = relative.decode("utf-8")
     except UnicodeDecodeError:
         raise ArtifactError(
             f"artifact {name!r}: the file name {relative!r} is not UTF-8", name=name, path=path
         ) from None
-    digest, size = _store_one(root, name, path)
+    digest, size = _store_one(root, name, path, fsync)
     return {"path": text, "hash": digest, "size": size}
 
 
-def _store_one(root: Path, name: str, path: str) -> tuple[str, int]:
+def _store_one(root: Path, name: str, path: str, fsync: bool) -> tuple[str, int]:
     try:
-        return store_file(root, path, ALGO)
+        return store_file(root, path, ALGO, fsync=fsync)
     except OSError as error:
         raise _os_problem(name, "cannot store", path, error) from error
 

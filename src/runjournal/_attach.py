@@ -1,9 +1,11 @@
 """``attach()``: one more writer of an existing run, appending to its own metrics file.
 
 Each file of a run has one writer (``docs/format.md``). The run's main writer,
-the process that started it, owns ``run.jsonl``, ``params.jsonl`` and
-``metrics.jsonl``; an attached writer named ``rank1`` appends only to
-``metrics.rank1.jsonl``. It never writes a start, end, heartbeat or error
+the process that started it, owns ``run.jsonl``, ``params.jsonl``,
+``metrics.jsonl`` and ``system.jsonl``; an attached writer named ``rank1``
+appends only to ``metrics.rank1.jsonl`` and, when it samples system metrics
+(a rank of ``start(per_rank=True)``, or ``attach(..., system_metrics=...)``),
+to ``system.rank1.jsonl``. It never writes a start, end, heartbeat or error
 event: run-level records belong to the main writer.
 
 Every attach leaves a write-once claim, ``attach.<writer>.<n>.json``, created
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runjournal import _env, _lifecycle, _process
-from runjournal._writer import RunWriter
+from runjournal._writer import RunWriter, signals_wait
 from runjournal.errors import (
     InvalidArgumentError,
     RunError,
@@ -101,6 +103,16 @@ def metrics_file(writer: str) -> str:
     return f"{METRICS_PREFIX}{writer}{JSONL_SUFFIX}"
 
 
+def system_file(writer: str) -> str:
+    """The system samples file of a writer: ``system.<writer>.jsonl``.
+
+    Example:
+        >>> system_file("rank2")
+        'system.rank2.jsonl'
+    """
+    return f"system.{writer}{JSONL_SUFFIX}"
+
+
 def attach(
     run_id: str,
     *,
@@ -108,13 +120,15 @@ def attach(
     writer: str | None = None,
     strict: bool | None = None,
     flush_interval: float | None = None,
+    system_metrics: bool | float = False,
 ) -> Run:
     """Write metrics into an existing run from another process (a rank, a worker).
 
     The attached writer appends only to ``metrics.<writer>.jsonl`` in the run's
-    directory. It writes no start or end event: the run's status stays that
-    of its main writer. Readers merge every writer's file and label each row
-    with its ``writer`` (``load_metrics(..., writer=...)`` selects some).
+    directory (and ``system.<writer>.jsonl`` with ``system_metrics``). It
+    writes no start or end event: the run's status stays that of its main
+    writer. Readers merge every writer's file and label each row with its
+    ``writer`` (``load_metrics(..., writer=...)`` selects some).
 
     Args:
         run_id: The id of a started run in the store.
@@ -123,6 +137,11 @@ def attach(
             ``rank<N>`` under a launcher that sets a rank, else ``<host>-<pid>``.
         strict: Raise on any logging problem (default ``RUNJOURNAL_STRICT``).
         flush_interval: Seconds between background writes (default 1).
+        system_metrics: Sample this process and its machine into
+            ``system.<writer>.jsonl`` (``docs/system-metrics.md``): True
+            (every 10 s), the interval in seconds, or False (default: the
+            run's main writer samples already; ``RUNJOURNAL_SYSTEM_METRICS``
+            is not read here).
 
     Returns:
         An :class:`AttachedRun` (a disabled run under ``RUNJOURNAL_MODE=disabled``)
@@ -131,7 +150,8 @@ def attach(
         warn (raise :class:`RunError` when strict).
 
     Raises:
-        InvalidArgumentError: a bad ``run_id``, ``writer`` or ``flush_interval``.
+        InvalidArgumentError: a bad ``run_id``, ``writer``, ``flush_interval``
+            or ``system_metrics``.
         RunNotFoundError: the run does not exist or has not started.
         WriterInUseError: a live process on this host holds the writer name.
 
@@ -164,21 +184,53 @@ def attach(
         heartbeat_interval=None,
         durability="buffered",
     )
+    sampling = _sampling(system_metrics)
     if _env.text(_env.MODE) == "disabled":
         run = settings.new_run(None, run_id, segment=0)
         _lifecycle.register(run)
         return run
     run_dir = open_store(find_store(store)) / RUNS_DIR / run_id
-    return _attach_to(run_dir, name, settings.strict, settings.flush_interval, quiet=False)
+    return _attach_to(
+        run_dir, name, settings.strict, settings.flush_interval, quiet=False, sampling=sampling
+    )
 
 
-def attach_rank(run_dir: Path, writer: str, strict: bool, flush_interval: float) -> AttachedRun:
-    """The writer of a rank of ``start(per_rank=True)``: run-level calls pass silently."""
-    return _attach_to(run_dir, writer, strict, flush_interval, quiet=True)
+def _sampling(system_metrics: object) -> float | None:
+    """The sampler's interval of ``attach(system_metrics=...)``; None when off."""
+    from runjournal._sampler import DEFAULT_INTERVAL
+    from runjournal._start import _seconds
+
+    if system_metrics is False or system_metrics is None:
+        return None
+    if system_metrics is True:
+        return DEFAULT_INTERVAL
+    return _seconds("system_metrics", system_metrics, "", DEFAULT_INTERVAL)
+
+
+def attach_rank(
+    run_dir: Path,
+    writer: str,
+    strict: bool,
+    flush_interval: float,
+    *,
+    system_interval: float | None = None,
+) -> AttachedRun:
+    """The writer of a rank of ``start(per_rank=True)``: run-level calls pass silently.
+
+    ``system_interval`` is the rank's sampling interval (``start(system_metrics=...)``);
+    None samples nothing.
+    """
+    return _attach_to(run_dir, writer, strict, flush_interval, quiet=True, sampling=system_interval)
 
 
 def _attach_to(
-    run_dir: Path, writer: str, strict: bool, flush_interval: float, *, quiet: bool
+    run_dir: Path,
+    writer: str,
+    strict: bool,
+    flush_interval: float,
+    *,
+    quiet: bool,
+    sampling: float | None,
 ) -> AttachedRun:
     started = _start_event(run_dir)
     _claim(run_dir, writer)
@@ -194,6 +246,7 @@ def _attach_to(
         quiet=quiet,
     )
     _lifecycle.register(run)
+    run._start_sampler(sampling)
     return run
 
 
@@ -317,7 +370,7 @@ class AttachedRun(Run):
         self._quiet = quiet  # a rank of start(per_rank=True): run-level calls pass silently
         self._writer = RunWriter(
             run_dir,
-            (metrics_file(writer),),
+            (metrics_file(writer), system_file(writer)),  # each created on its first line
             flush_interval=flush_interval,
             on_problem=self._on_write_problem,
             on_tick=lambda: None,  # no heartbeat: the main writer's tell if the run lives
@@ -379,12 +432,27 @@ class AttachedRun(Run):
     def _tick(self) -> None:
         """No heartbeats and no error events (see ``_queue_error``)."""
 
+    def _system_file(self) -> str:
+        """``system.<writer>.jsonl``: each writer samples into its own file."""
+        return system_file(self._writer_name)
+
+    def _sampler_failed(self, message: str) -> None:
+        """No error event (``run.jsonl`` is the main writer's): a warning."""
+        warnings.warn(
+            f"run {self._id}: writer {self._writer_name!r} samples no system metrics: {message}",
+            RunjournalWarning,
+            stacklevel=4,
+        )
+
     def _end(self, status: str, exc: BaseException | None) -> None:
-        """Flush and close the metrics file; an attached writer records no end."""
+        """Flush and close the writer's files; an attached writer records no end."""
         writer = self._mark_ended()
         if writer is None:
             return
-        self._collect_dropped()
-        writer.close()
+        with signals_wait():  # a SIGINT while the sampler stops waits for the files
+            if self._sampler is not None:
+                self._sampler.stop()  # before the last flush: its last sample is written
+            self._collect_dropped()
+            writer.close()
         with _released_lock:
             _released.add((self._dir, self._writer_name))  # type: ignore[arg-type]

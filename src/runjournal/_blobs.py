@@ -1,11 +1,19 @@
 r"""Content-addressed blobs: ``<store>/blobs/<algo>/<ab>/<hash>``, written once, shared by runs.
 
-Content is copied into ``blobs/<algo>/.tmp/.tmp-<pid>.<random>`` and hashed
-as it is copied (the source is read once), then hard-linked to the name of
-its hash (renamed where the file system has no hard links). Identical content
-already stored makes the copy redundant: it is dropped, so every content is
-stored once. A process killed at any moment leaves at most a ``.tmp-`` file,
-never a blob whose content differs from its name (``docs/format.md``).
+Content is copied into ``blobs/<algo>/.tmp/.tmp-<pid>.<random>`` and hashed,
+then hard-linked to the name of its hash (renamed where the file system has
+no hard links). Identical content already stored makes the copy redundant: it
+is dropped, so every content is stored once. A process killed at any moment
+leaves at most a ``.tmp-`` file, never a blob whose content differs from its
+name (``docs/format.md``).
+
+A file larger than one chunk is copied by the kernel (``copy_file_range``,
+else ``sendfile``, as ``shutil`` does) in one thread while another hashes
+*the copy*, chunk by chunk behind it; so the hash is always that of the bytes
+the blob holds. The copy is given its name only when the source's size,
+mtime, ctime and inode are the same after the copy as before it; otherwise
+(or where the kernel cannot copy) the file is copied again the portable way,
+read once, each chunk hashed and then written.
 
 Blobs are always copies: a hard link to the user's own file would change
 with every later edit of that file, and the blob would no longer match its
@@ -27,8 +35,12 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import re
 import stat
+import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,10 +55,20 @@ TEMP_DIR = ".tmp"
 """The directory of ``blobs/<algo>/`` that holds blobs being written."""
 
 CHUNK = 4 << 20
-"""Bytes read, hashed and written at a time."""
+"""Bytes read, hashed and written (or copied by the kernel) at a time."""
+
+KERNEL_COPY = hasattr(os, "copy_file_range") or (
+    sys.platform.startswith("linux") and hasattr(os, "sendfile")
+)
+"""Whether large files are copied by the kernel while the copy is hashed (``sendfile``
+copies between files on Linux only; elsewhere it writes only to sockets)."""
 
 _HEX = re.compile(r"[0-9a-f]{8,128}")
 _ALGO = re.compile(r"[a-z0-9_]{1,32}")
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+Fill = Callable[[int, Path, Any], "int | None"]
+"""Writes the content to the open temporary file and hashes it: its size, None to give up."""
 
 
 def blob_relpath(algo: str, digest: str) -> str:
@@ -85,7 +107,8 @@ def store_file(
         root: The store root.
         source: The file to copy (links are followed).
         algo: A hashlib algorithm.
-        fsync: Sync the blob to disk before it gets its final name.
+        fsync: Sync the blob to disk before it gets its final name, and its
+            directory after (``start(durability="fsync")``).
 
     Raises:
         OSError: the source cannot be read, is not a regular file, changed
@@ -95,19 +118,35 @@ def store_file(
         >>> _ = Path("weights.bin").write_bytes(b"\x00" * 10)
         >>> store_file(Path("blob-store").absolute(), "weights.bin")[1]
         10
+        >>> _ = Path("big.bin").write_bytes(b"\x01" * (CHUNK + 1))  # copied by the kernel
+        >>> digest, size = store_file(Path("blob-store").absolute(), "big.bin", fsync=True)
+        >>> size == CHUNK + 1, digest == hashlib.sha256(b"\x01" * (CHUNK + 1)).hexdigest()
+        (True, True)
     """
-    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", source)
+        if KERNEL_COPY and before.st_size > CHUNK:
+            stored = _store(
+                root,
+                algo,
+                lambda out, temp, hasher: _kernel_copy(fd, out, temp, hasher, before),
+                fsync,
+            )
+            if stored is not None:
+                return stored
+            before = os.fstat(fd)  # it may have changed: the portable copy checks on its own
         with os.fdopen(fd, "rb", buffering=0, closefd=False) as file:
+            file.seek(0)
             copy = _copy if before.st_size > CHUNK else _copy_small
-            digest, size = _store(root, algo, lambda out, hasher: copy(file, out, hasher), fsync)
+            stored = _store(root, algo, lambda out, _, hasher: copy(file, out, hasher), fsync)
+        assert stored is not None  # the portable copy never gives up
         after = os.fstat(fd)
-        if size != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
+        if stored[1] != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
             raise OSError(errno.EAGAIN, "the file changed while it was being copied", source)
-        return digest, size
+        return stored
     finally:
         os.close(fd)
 
@@ -115,35 +154,166 @@ def store_file(
 def store_bytes(
     root: Path, data: bytes, algo: str = "sha256", *, fsync: bool = False
 ) -> tuple[str, int]:
-    """Store bytes made in memory as a blob; return their hash and size."""
+    """Store bytes made in memory as a blob; return their hash and size.
 
-    def write(out: int, hasher: Any) -> int:
+    Example:
+        >>> store_bytes(Path("blob-store").absolute(), b"", fsync=True)[0][:12]
+        'e3b0c44298fc'
+    """
+
+    def write(out: int, temp: Path, hasher: Any) -> int:
         hasher.update(data)
         _write_chunk(out, memoryview(data))
         return len(data)
 
-    return _store(root, algo, write, fsync)
+    stored = _store(root, algo, write, fsync)
+    assert stored is not None
+    return stored
 
 
-def _store(root: Path, algo: str, fill: Any, fsync: bool) -> tuple[str, int]:
+def _store(root: Path, algo: str, fill: Fill, fsync: bool) -> tuple[str, int] | None:
+    """Fill a temporary file and give it the name of its hash; None when ``fill`` gives up."""
     temp_dir = root / BLOBS_DIR / algo / TEMP_DIR
     make_dir(temp_dir, parents=True, exist_ok=True)
     temp = temp_dir / f"{TEMP_PREFIX}{os.getpid()}.{os.urandom(6).hex()}"
-    out = open_file(temp, os.O_WRONLY | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+    out = open_file(temp, os.O_WRONLY | os.O_EXCL | _CLOEXEC)
     try:
         hasher = hashlib.new(algo)
         try:
-            size = fill(out, hasher)
-            if fsync:
+            size = fill(out, temp, hasher)
+            if size is not None and fsync:
                 os.fsync(out)
         finally:
             os.close(out)
+        if size is None:
+            return None
         digest = str(hasher.hexdigest())
-        _place(temp, blob_path(root, algo, digest), size)
+        _place(temp, blob_path(root, algo, digest), size, fsync=fsync)
         return digest, size
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
+
+
+# -- the kernel's copy, hashed behind it ----------------------------------------------
+
+
+def _kernel_copy(
+    source: int, out: int, temp: Path, hasher: Any, before: os.stat_result
+) -> int | None:
+    """Copy ``source`` into ``out`` in the kernel while this thread hashes the copy.
+
+    Returns the size, or None to give up (the caller copies the portable way):
+    the kernel cannot copy between these files, something failed, or the
+    source changed while it was copied.
+    """
+    try:
+        reader = os.open(temp, os.O_RDONLY | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        size = _copy_hashing(source, out, reader, before.st_size, hasher)
+    except OSError:
+        return None  # a real problem shows again in the portable copy, and is raised there
+    finally:
+        os.close(reader)
+    if size != before.st_size or _identity(os.fstat(source)) != _identity(before):
+        return None
+    return size
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev)
+
+
+def _copy_hashing(source: int, out: int, reader: int, size: int, hasher: Any) -> int | None:
+    """Copy in a helper thread, chunk by chunk; hash each chunk of the copy once it is there.
+
+    The helper spends its time in the kernel and this thread in the hash
+    function, both without the GIL, so the two overlap on two cores.
+    """
+    progress: queue.SimpleQueue[int | BaseException | None] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def copier() -> None:
+        try:
+            copied, copy = 0, _first_kernel_copy
+            while copied < size and not stop.is_set():
+                n, copy = copy(source, out, copied, min(CHUNK, size - copied))
+                if n <= 0:
+                    break  # the source ended early: it changed (or copy gave up at once)
+                copied += n
+                progress.put(copied)
+        except BaseException as error:  # reported to the hashing thread, which gives up
+            progress.put(error)
+            return
+        progress.put(None)
+
+    thread = threading.Thread(target=copier, name="runjournal-blob-copy", daemon=True)
+    thread.start()
+    buffer = memoryview(bytearray(CHUNK))
+    hashed = 0
+    try:
+        while True:
+            copied = progress.get()
+            if isinstance(copied, BaseException):
+                return None
+            limit = hashed if copied is None else copied
+            while hashed < limit:
+                n = os.preadv(reader, [buffer[: min(CHUNK, limit - hashed)]], hashed)
+                if n <= 0:
+                    return None
+                hasher.update(buffer[:n])
+                hashed += n
+            if copied is None:
+                return hashed
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _first_kernel_copy(source: int, out: int, offset: int, count: int) -> tuple[int, Any]:
+    """The first chunk: ``copy_file_range`` if the kernel can, else ``sendfile``, else give up.
+
+    Returns the bytes copied and the function for the next chunks (0 gives up).
+    """
+    if hasattr(os, "copy_file_range"):
+        try:
+            n = _kernel_chunk(source, out, offset, count)
+            if n > 0:
+                return n, _next_copy_file_range
+        except OSError:
+            pass  # another file system (EXDEV), or none of its own (ENOSYS, EINVAL...)
+    if hasattr(os, "sendfile"):
+        os.lseek(out, offset, os.SEEK_SET)
+        try:
+            n = _kernel_send(source, out, offset, count)
+            if n > 0:
+                return n, _next_sendfile
+        except OSError:
+            pass
+    return 0, _first_kernel_copy
+
+
+def _next_copy_file_range(source: int, out: int, offset: int, count: int) -> tuple[int, Any]:
+    return _kernel_chunk(source, out, offset, count), _next_copy_file_range
+
+
+def _next_sendfile(source: int, out: int, offset: int, count: int) -> tuple[int, Any]:
+    return _kernel_send(source, out, offset, count), _next_sendfile
+
+
+def _kernel_chunk(source: int, out: int, offset: int, count: int) -> int:
+    """``copy_file_range`` of one chunk at ``offset``; a test slows this down."""
+    return os.copy_file_range(source, out, count, offset, offset)
+
+
+def _kernel_send(source: int, out: int, offset: int, count: int) -> int:
+    """``sendfile`` of one chunk at ``offset`` (written where ``out`` stands)."""
+    return os.sendfile(out, source, offset, count)
+
+
+# -- the portable copy ------------------------------------------------------------------
 
 
 def _copy(file: Any, out: int, hasher: Any) -> int:
@@ -187,28 +357,66 @@ def _write_chunk(out: int, chunk: memoryview) -> None:
         chunk = chunk[os.write(out, chunk) :]
 
 
-def _place(temp: Path, final: Path, size: int) -> None:
-    """Give the complete temporary file its final name, unless identical content is there."""
-    make_dir(final.parent, exist_ok=True)
+# -- the final name ---------------------------------------------------------------------
+
+
+def _place(temp: Path, final: Path, size: int, *, fsync: bool = False) -> None:
+    """Give the complete temporary file its final name, unless identical content is there.
+
+    With ``fsync``, the directory that holds the name is synced after the
+    name is made (and its parent, when that directory was just created).
+    """
+    created = make_dir(final.parent, exist_ok=True)
+    if _name(temp, final, size) and fsync:
+        if created:
+            _sync_directory(final.parent.parent)
+        _sync_directory(final.parent)
+
+
+def _name(temp: Path, final: Path, size: int) -> bool:
+    """Link (or rename) ``temp`` to ``final`` where needed; whether a name was made."""
     try:
         os.link(temp, final)
-        return
+        return True
     except FileExistsError:
         pass
     except OSError:  # no hard links here: renaming is atomic too
         if not final.exists():
             temp.replace(final)
-            return
+            return True
     try:
         intact = final.stat().st_size == size
     except OSError:
         intact = False
     if not intact:  # a blob cut short by a power loss: the complete copy replaces it
         temp.replace(final)
-        return
+        return True
     try:  # fresh again: gc spares it until the run's line refers to it
         os.utime(final)
     except FileNotFoundError:  # a gc removed it just now: this copy takes its place
         temp.replace(final)
+        return True
     except OSError:
         pass
+    return False
+
+
+def _sync_directory(directory: Path) -> None:
+    """Sync a directory to disk, so that a name made in it survives a power loss.
+
+    A file system that cannot sync a directory (``EINVAL``, Windows) is left as is.
+
+    Raises:
+        OSError: the sync failed (an I/O error).
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -47,6 +48,35 @@ _MIB = 1024 * 1024
 _JOIN_TIMEOUT = 2 * _SMI_TIMEOUT
 
 Sample = dict[str, float | int]
+
+_IMPORTING = threading.Lock()
+"""Held while a sampler thread imports a module (psutil, pynvml); a fork waits for it.
+
+A module being imported holds its import lock. A child forked meanwhile
+inherits that lock, held by a thread it does not have, and hangs at its first
+import of the module: psutil, in a DataLoader worker forked right after
+``start()``, would be the usual victim.
+"""
+_FORK_WAIT = 10.0
+_held_for_fork = False
+
+
+def _before_fork() -> None:
+    global _held_for_fork
+    _held_for_fork = _IMPORTING.acquire(timeout=_FORK_WAIT)
+
+
+def _after_fork() -> None:
+    global _held_for_fork
+    if _held_for_fork:
+        _held_for_fork = False
+        _IMPORTING.release()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
 
 
 class SystemSampler:
@@ -101,7 +131,8 @@ class SystemSampler:
 
     def _prime(self) -> None:
         """Take the baselines that CPU percentages and rates are measured from."""
-        import psutil
+        with _IMPORTING:
+            import psutil
 
         self._process = psutil.Process()
         self._process.cpu_percent(None)
@@ -213,7 +244,8 @@ class _GpuReader:
 
     def _choose(self) -> str:
         try:
-            import pynvml  # type: ignore[import-not-found]
+            with _IMPORTING:
+                import pynvml  # type: ignore[import-not-found]
 
             pynvml.nvmlInit()
             self._nvml = pynvml

@@ -21,7 +21,7 @@ _INDENT = "  "
 
 
 def render_run(record: RunRecord) -> str:
-    r"""Everything about one run as text: header, params, metrics, tags, notes and problems.
+    r"""Everything about one run as text: header, params, metrics, tags, notes, alerts, problems.
 
     Example:
         >>> import datetime as dt
@@ -40,6 +40,7 @@ def render_run(record: RunRecord) -> str:
         _data,
         _tags,
         _notes,
+        _alerts,
         _errors,
         _skipped,
         _exception,
@@ -71,6 +72,8 @@ def _header(record: RunRecord) -> str:
         *_code_rows(record),
         ["logging errors", f"{error_count} (see below)" if error_count else "0"],
     ]
+    if record.alerts:
+        rows.insert(-1, ["alerts", f"{len(record.alerts)} (see below)"])
     if record.skipped:
         rows.append(["problems", f"{len(record.skipped)} (see below)"])
     return table(rows)
@@ -156,6 +159,37 @@ def _notes(record: RunRecord) -> str | None:
         return None
     lines = [f"{format_time(note.time)}  {safe(note.text)}" for note in record.notes]
     return _section("notes", "\n".join(lines))
+
+
+def _alerts(record: RunRecord) -> str | None:
+    r"""The alerts that fired, oldest first; every stored string made safe for the terminal.
+
+    Example:
+        >>> import datetime as dt
+        >>> from runjournal.query import AlertRecord
+        >>> when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        >>> alert = AlertRecord(time=when, seg=0, key="loss\x1b[2J", rule="not_finite()",
+        ...                     step=3, value=float("nan"), message="loss = nan at step 3")
+        >>> record = RunRecord(id="r1", status="completed", start_time=when, alerts=[alert])
+        >>> "\x1b" in _alerts(record), _alerts(record).splitlines()[0]
+        (False, 'alerts: 1 fired')
+    """
+    if not record.alerts:
+        return None
+    rows = [
+        [
+            format_time(alert.time),
+            safe(alert.key),
+            safe(alert.rule),
+            _step(alert.step),
+            "-" if alert.value is None else format_value(alert.value),
+            f"x{alert.count}",
+            truncate(safe(alert.message), _VALUE_WIDTH),
+        ]
+        for alert in record.alerts
+    ]
+    header = ["time", "key", "rule", "step", "value", "count", "message"]
+    return _section(f"alerts: {len(record.alerts)} fired", table(rows, header=header))
 
 
 def _errors(record: RunRecord) -> str | None:

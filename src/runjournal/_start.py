@@ -129,7 +129,8 @@ def start(
             several tasks; ``docs/distributed.md``) the job is one run, which
             rank 0 starts. The other ranks get a run that writes nothing, or,
             with ``per_rank=True``, one that appends their metrics to
-            ``metrics.rank<N>.jsonl`` of that run.
+            ``metrics.rank<N>.jsonl`` of that run and, as ``system_metrics``
+            says, their system samples to ``system.rank<N>.jsonl``.
 
     Raises:
         InvalidArgumentError: an argument is not valid.
@@ -173,7 +174,7 @@ def start(
     if settings.mode == "online" and (ranks := _ranks.detect()) is not None:
         settings = _job_settings(settings, ranks)
         if ranks.rank != 0:
-            return _join_as_rank(settings, ranks, store, per_rank=per_rank)
+            return _join_as_rank(settings, ranks, store, per_rank=per_rank, system=sampling)
     if settings.mode == "disabled":
         return _register(settings.new_run(None, settings.run_id or new_run_id(), segment=0))
     git = _check_clean_git(options) if require_clean_git else None
@@ -240,9 +241,18 @@ def _job_settings(settings: _Settings, ranks: _ranks.Ranks) -> _Settings:
 
 
 def _join_as_rank(
-    settings: _Settings, ranks: _ranks.Ranks, store: PathLike | None, *, per_rank: bool
+    settings: _Settings,
+    ranks: _ranks.Ranks,
+    store: PathLike | None,
+    *,
+    per_rank: bool,
+    system: float | None,
 ) -> Run:
-    """A rank above 0: a run that writes nothing, or (``per_rank``) an attached writer."""
+    """A rank above 0: a run that writes nothing, or (``per_rank``) an attached writer.
+
+    With ``per_rank`` the rank samples system metrics into ``system.<writer>.jsonl``
+    every ``system`` seconds (None: not at all), as ``start(system_metrics=...)`` says.
+    """
     assert settings.run_id is not None
     if not per_rank:
         return _register(settings.new_run(None, settings.run_id, segment=0))
@@ -251,7 +261,9 @@ def _join_as_rank(
     root = find_store(store)
     _ranks.wait_for_run(root / RUNS_DIR / settings.run_id, _ranks.rank_timeout())
     run_dir = open_store(root) / RUNS_DIR / settings.run_id
-    return attach_rank(run_dir, ranks.writer, settings.strict, settings.flush_interval)
+    return attach_rank(
+        run_dir, ranks.writer, settings.strict, settings.flush_interval, system_interval=system
+    )
 
 
 class _Settings(NamedTuple):

@@ -24,9 +24,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runjournal._permissions import open_file
+
+if TYPE_CHECKING:
+    from runjournal._end_summary import MetricsSummary
 
 __all__ = ["AppendFile", "RunWriter", "WriteProblem", "defer_until_flushed", "signals_wait"]
 
@@ -103,6 +106,8 @@ class AppendFile:
         self._fd: int | None = None
         self._unwritten = bytearray()
         self._written = 0
+        self.observer: MetricsSummary | None = None
+        """Told of every open (with the size found) and of every byte written, in order."""
 
     @property
     def unwritten_bytes(self) -> int:
@@ -146,9 +151,13 @@ class AppendFile:
         if not chunk:
             return
         fd = self._usable_fd()
-        with memoryview(chunk) as view:
-            while self._written < len(view):
-                self._written += os.write(fd, view[self._written :])
+        try:
+            with memoryview(chunk) as view:
+                while self._written < len(view):
+                    self._written += os.write(fd, view[self._written :])
+        finally:
+            if self.observer is not None and self._written:
+                self.observer.written(chunk[: self._written])
         if self._fsync:
             os.fsync(fd)
 
@@ -174,6 +183,8 @@ class AppendFile:
             # Where O_APPEND is not honoured (some FUSE file systems), writes go
             # to the file offset: start at the end, never over the first lines.
             size = os.lseek(fd, 0, os.SEEK_END)
+            if self.observer is not None:
+                self.observer.opened(size)
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 # A crash tore the last line: end it here, so it stays a line of
                 # its own (unreadable, and reported by readers) and the next
@@ -212,6 +223,9 @@ class RunWriter:
             (heartbeats, error counts).
         max_buffered: Buffered metric bytes beyond which new lines are dropped
             and counted, when the file system cannot keep up.
+        summarize: Summarize the metric lines written, for the end event
+            (:mod:`runjournal._end_summary`): the flusher thread folds each
+            chunk it wrote, and :meth:`close` gives the result to ``last``.
     """
 
     def __init__(
@@ -225,6 +239,7 @@ class RunWriter:
         on_problem: Callable[[WriteProblem], None],
         on_tick: Callable[[], None],
         max_buffered: int = _MAX_UNWRITTEN,
+        summarize: bool = False,
     ) -> None:
         self.lock = threading.RLock()  # re-entrant: a signal handler may end the run mid-call
         self.metric_buffer = bytearray()
@@ -244,6 +259,12 @@ class RunWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._owner_pid = os.getpid()
+        self.summary: MetricsSummary | None = None
+        if summarize:
+            from runjournal._end_summary import MetricsSummary
+
+            self.summary = MetricsSummary(self._metrics_file)
+            self._files[self._metrics_file].observer = self.summary
 
     def start(self) -> None:
         """Start the background flusher (a daemon thread)."""
@@ -289,10 +310,10 @@ class RunWriter:
         with signals_wait():
             return self._flush(only)
 
-    def _flush(self, only: str | None) -> WriteProblem | None:
+    def _flush(self, only: str | None, *, metrics: bool = True) -> WriteProblem | None:
         with self._io_lock:
             problems = []
-            if only in (None, self._metrics_file):
+            if metrics and only in (None, self._metrics_file):
                 problems.append(self._flush_metrics())
             for name, chunk in self._take_events(only).items():
                 problems.append(self._files[name].write(chunk))
@@ -363,15 +384,21 @@ class RunWriter:
                 break
             self.flush()
             self._on_tick()
+            if self.summary is not None:
+                self.summary.fold(yielding=True)  # never raises; off the training loop's thread
 
-    def close(self, last: tuple[str, bytes] | None = None) -> WriteProblem | None:
+    def close(
+        self, last: tuple[str, bytes | Callable[[dict[str, Any] | None], bytes]] | None = None
+    ) -> WriteProblem | None:
         """Stop the flusher, flush everything, close the files; returns the first problem.
 
         Args:
             last: A final line for a file (the run's end event), queued only
                 once no flush is in progress, so that it is written after every
                 line logged before this call: a run that reads as ended never
-                misses one of them.
+                misses one of them. Instead of the line, a function that makes
+                it from the summary of the metrics file (None when there is
+                none), called once every metric line is written.
 
         A signal that arrives meanwhile (SIGTERM, Ctrl-C) is handled once the
         last lines are written, not while waiting for the flusher thread.
@@ -379,16 +406,35 @@ class RunWriter:
         with signals_wait():
             self._stopping = True
             self._wake.set()
+            if self.summary is not None:
+                self.summary.hurry = True  # a fold in progress: finish it, the loop is over
             thread = self._thread
             if thread is not None and thread is not threading.current_thread():
                 thread.join(_JOIN_TIMEOUT)
             with self._io_lock:  # a flush still in progress (a slow disk) has finished
+                problem = None
                 if last is not None:
-                    self.queue(*last)
-                problem = self.flush()
+                    name, line = last
+                    if not isinstance(line, bytes):
+                        problem = self.flush(only=self._metrics_file)
+                        make = line
+                        try:
+                            line = make(self._summary_at_end())
+                        except Exception:  # never lose the last line for its summary's sake
+                            line = make(None)
+                    self.queue(name, line)
+                if os.getpid() == self._owner_pid:  # not again the metrics that just failed
+                    later = self._flush(None, metrics=problem is None)
+                    problem = problem or later
                 for file in self._files.values():
                     file.close()
             return problem
+
+    def _summary_at_end(self) -> dict[str, Any] | None:
+        """The summary of the metrics file, once all of it is written (None: there is none)."""
+        if self.summary is None or self._files[self._metrics_file].unwritten_bytes:
+            return None
+        return self.summary.result()
 
     def unwritten_bytes(self) -> int:
         """Bytes held in memory because the file system refused them."""
@@ -403,5 +449,7 @@ class RunWriter:
         self._event_lines = {name: [] for name in self._event_lines}
         for file in self._files.values():
             file.discard()
+            file.observer = None
+        self.summary = None
         self._thread = None
         self._stopping = True

@@ -26,7 +26,7 @@ import orjson
 from runjournal import _lifecycle
 from runjournal._alert_verbs import AlertVerbs
 from runjournal._artifact_verbs import ArtifactVerbs
-from runjournal._writer import RunWriter, WriteProblem
+from runjournal._writer import RunWriter, WriteProblem, signals_wait
 from runjournal.errors import (
     InvalidNameError,
     InvalidValueError,
@@ -67,6 +67,7 @@ __all__ = ["Run"]
 
 _LINE = orjson.OPT_APPEND_NEWLINE
 _PLAIN = frozenset({float, int})
+_all_plain = _PLAIN.issuperset
 _dumps = orjson.dumps
 _now = time.time
 _DATA = "data.jsonl"  # capture.data.DATA_FILE, not imported: hashing loads on first use
@@ -143,10 +144,14 @@ class Run(ArtifactVerbs, AlertVerbs):
         self._experiment = experiment
         self._dir = run_dir
         self._seg = segment
-        self._steps = _steps_from(next_step)
+        # The automatic steps: the int after which they start (the last step given, one
+        # store per call that gives one), made into an iterator (_steps_from) once a call
+        # omits its step.
+        self._steps: Iterator[int] | int = next_step - 1
         self._params = params
         self._strict = strict
         self._heartbeat_interval = heartbeat_interval
+        self._fsync = fsync  # durability="fsync": blobs are synced too (ArtifactVerbs)
         self._next_heartbeat = time.time() + heartbeat_interval
         self._error_counts: dict[tuple[str, str], int] = {}
         self._reported_counts: dict[tuple[str, str], int] = {}
@@ -172,6 +177,7 @@ class Run(ArtifactVerbs, AlertVerbs):
                 fsync=fsync,
                 on_problem=self._on_write_problem,
                 on_tick=self._tick,
+                summarize=True,  # the end event carries the summary of metrics.jsonl
             )
         self._buffer = self._writer.metric_buffer if self._writer else bytearray()
         self._lock = threading.RLock()  # re-entrant: a signal handler may end the run mid-call
@@ -233,39 +239,56 @@ class Run(ArtifactVerbs, AlertVerbs):
         if self._refusing:
             self._refuse("log")
             return
-        # The fast path: a dict of plain floats and ints goes to orjson untouched.
-        plain = type(metrics) is dict and _PLAIN.issuperset(map(type, metrics.values()))
         if step is None:
             try:
-                step = next(self._steps)  # atomic: threads logging at once get distinct steps
+                step = next(self._steps)  # type: ignore[arg-type]  # atomic under the GIL
             except InvalidValueError as problem:  # no step after the largest (costs nothing else)
                 self._report(problem)
                 return
-        elif type(step) is int and _STEP_MIN <= step <= _STEP_MAX:
-            self._steps = _steps_from(step + 1)
+            except TypeError:  # an int: the last call gave its step; count on from there
+                if (step := self._count_on()) is None:
+                    return
+        elif type(step) is int and -0x8000000000000000 <= step <= 0x7FFFFFFFFFFFFFFF:
+            self._steps = step  # the automatic steps are made only if a call omits one
         elif (step := self._checked_step(step)) is None:
             return
         else:
-            self._steps = _steps_from(step + 1)
+            self._steps = step
         record = {"step": step, "time": _now(), "seg": self._seg, "m": metrics}
-        line = None
-        if plain and "" not in metrics:
+        # The fast path: a dict of plain floats and ints goes to orjson untouched.
+        if type(metrics) is dict and _all_plain(map(type, metrics.values())) and "" not in metrics:
             try:
-                line = _dumps(record, option=_LINE)
+                encoded = _dumps(record, None, _LINE)
             except orjson.JSONEncodeError:
-                pass  # a key that is not a str, an int beyond 64 bits, a lone surrogate
-            else:
-                if line.find(b"null") >= 0:
-                    line = None  # NaN or infinity, which orjson writes as null
-        if line is None and (line := self._encode_slowly(record)) is None:
+                line = None  # a key that is not a str, an int beyond 64 bits, a lone surrogate
+            else:  # NaN or infinity, which orjson writes as null, take the slow path
+                line = encoded if encoded.find(b"null") < 0 else None
+            if line is None and (line := self._encode_slowly(record)) is None:
+                return
+        elif (line := self._encode_slowly(record)) is None:
             return
-        writer = self._writer
-        if len(self._buffer) >= writer.wake_bytes and writer.buffer_full():  # type: ignore[union-attr]
-            return  # dropped (and counted): the disk cannot keep up
         buffer = self._buffer
+        if len(buffer) >= self._writer.wake_bytes and self._writer.buffer_full():  # type: ignore[union-attr]
+            return  # dropped (and counted): the disk cannot keep up
         buffer += line
         if self._watched:  # all that alerts cost a run that has none
             self._check_alerts(metrics, step)
+
+    def _count_on(self) -> int | None:
+        """The next automatic step after calls that gave theirs: make the steps, once.
+
+        Threads that omit the step at once all land here and share one
+        iterator (made under the lock), so each still gets a step of its own.
+        """
+        with self._lock:
+            steps = self._steps
+            if type(steps) is int:
+                steps = self._steps = _steps_from(steps + 1)
+        try:
+            return next(steps)  # type: ignore[arg-type]
+        except InvalidValueError as problem:  # no step after the largest
+            self._report(problem)
+            return None
 
     def _encode_slowly(self, record: dict[str, Any]) -> bytes | None:
         """Coerce every value, report the ones that cannot be logged, encode the rest."""
@@ -538,6 +561,10 @@ class Run(ArtifactVerbs, AlertVerbs):
         writer = self._mark_ended()
         if writer is None:
             return
+        with signals_wait():  # a SIGINT while the sampler stops waits for the end event
+            self._write_end(writer, status, exc)
+
+    def _write_end(self, writer: RunWriter, status: str, exc: BaseException | None) -> None:
         if self._sampler is not None:
             self._sampler.stop()  # before the last flush: its last line lands before the end
         fields: dict[str, Any] = {"status": status}
@@ -549,7 +576,14 @@ class Run(ArtifactVerbs, AlertVerbs):
                 traceback = fields["exception"]["traceback"]
                 writer.queue(_OUTPUT, traceback.encode("utf-8", "backslashreplace"))
         self._queue_error_counts()
-        writer.close(last=(RUN_EVENTS, self._event_line(Event.END, fields)))
+
+        def end_line(summary: dict[str, Any] | None) -> bytes:
+            """The end event, made once every metric line is written (and summarized)."""
+            return self._event_line(
+                Event.END, fields if summary is None else {**fields, "summary": summary}
+            )
+
+        writer.close(last=(RUN_EVENTS, end_line))
 
     def _end_from_lifecycle(self, status: str, exc: BaseException | None) -> None:
         """End at process exit, on an uncaught exception or a signal; never raises."""
@@ -766,21 +800,30 @@ class Run(ArtifactVerbs, AlertVerbs):
         self._writer.start()
 
     def _start_sampler(self, interval: float | None) -> None:
-        """Sample system metrics into ``system.jsonl`` every ``interval`` seconds (None: off)."""
+        """Sample system metrics every ``interval`` seconds (None: off) into the system file."""
         if interval is None or self._writer is None:
             return
-        from runjournal._sampler import SYSTEM, SystemSampler
+        from runjournal._sampler import SystemSampler
 
-        writer = self._writer
+        writer, name = self._writer, self._system_file()
         sampler = SystemSampler(
-            lambda line: writer.queue(SYSTEM, line), seg=self._seg, interval=interval
+            lambda line: writer.queue(name, line), seg=self._seg, interval=interval
         )
         try:
             sampler.start()
         except RuntimeError as error:  # no thread can be started: the run goes on without
-            self._record_capture_errors([{"part": "system_metrics", "message": str(error)}])
+            self._sampler_failed(str(error))
             return
         self._sampler = sampler
+
+    def _system_file(self) -> str:
+        """The file this writer's system samples go to."""
+        from runjournal._sampler import SYSTEM
+
+        return SYSTEM
+
+    def _sampler_failed(self, message: str) -> None:
+        self._record_capture_errors([{"part": "system_metrics", "message": message}])
 
     def _start_console(self, mode: str | None) -> None:
         """Tee stdout and stderr to ``output.log`` (``"python"`` or ``"fd"``; None: off)."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Outcome", "describe_error", "run_concurrently", "run_parts"]
+__all__ = ["Concurrently", "Outcome", "describe_error", "run_concurrently", "run_parts"]
 
 T = TypeVar("T")
 
@@ -38,23 +38,53 @@ class Outcome(Generic[T]):
         self.done = False
 
 
+class Concurrently(Generic[T]):
+    """Functions started in threads of their own at once; :meth:`wait` gives their outcomes.
+
+    Example:
+        >>> running = Concurrently({"a": lambda: 1})
+        >>> running.wait(1.0)["a"].value
+        1
+    """
+
+    def __init__(self, functions: Mapping[str, Callable[[], T]]) -> None:
+        self._outcomes, self._threads = _start(functions)
+
+    def wait(self, timeout: float) -> dict[str, Outcome[T]]:
+        """Wait for the threads until ``timeout`` seconds from now; every outcome, done or not."""
+        _wait(self._threads, time.monotonic() + timeout)
+        return self._outcomes
+
+
 def run_concurrently(
-    functions: Mapping[str, Callable[[], T]], *, timeout: float
+    functions: Mapping[str, Callable[[], T]], *, timeout: float, here: str | None = None
 ) -> dict[str, Outcome[T]]:
     """Call every function in a thread of its own and wait for them until ``timeout``.
+
+    Args:
+        functions: Name to function.
+        timeout: Seconds to wait for the threads.
+        here: The name of one function to call in the calling thread instead,
+            while the others run (it must bound its own time, as a
+            ``subprocess`` call with a timeout does): one thread fewer.
 
     Returns:
         One :class:`Outcome` per name; ``done`` is False for a function still
         running at the deadline (its thread is left to finish on its own).
 
     Example:
-        >>> outcomes = run_concurrently({"a": lambda: 1}, timeout=1.0)
-        >>> outcomes["a"].done, outcomes["a"].value
-        (True, 1)
+        >>> outcomes = run_concurrently({"a": lambda: 1, "b": lambda: 2}, timeout=1.0, here="a")
+        >>> outcomes["a"].done, outcomes["a"].value, outcomes["b"].value
+        (True, 1, 2)
     """
-    outcomes, threads = _start(functions)
-    _wait(threads, time.monotonic() + timeout)
-    return outcomes
+    deadline = time.monotonic() + timeout
+    threaded = {name: function for name, function in functions.items() if name != here}
+    outcomes, threads = _start(threaded)
+    if here is not None:
+        outcomes[here] = Outcome()
+        _call(functions[here], outcomes[here])
+    _wait(threads, deadline)
+    return {name: outcomes[name] for name in functions}
 
 
 def _start(

@@ -22,7 +22,7 @@ import orjson
 
 from runjournal.capture._options import CaptureOptions
 from runjournal.capture._parts import describe_error, run_parts
-from runjournal.capture.environment import environment_parts, snapshot
+from runjournal.capture.environment import environment_parts, order_errors, snapshot
 from runjournal.capture.git import GIT_PATCH, GitCapture, capture_git
 from runjournal.errors import GitStateError, StoreWriteError
 from runjournal.format import FORMAT_VERSION
@@ -105,13 +105,19 @@ def capture_run(
     started = time.monotonic()
     threaded, inline = environment_parts(options)
     if options.git and git is None:
-        threaded["git"] = partial(
-            capture_git,
-            options.git_dir,
-            patch_cap_bytes=options.patch_cap_bytes,
-            timeout=options.timeout,
-        )
+        # First: its thread mostly waits for git processes, which then run while the
+        # other parts' threads (listing packages, the first time) hold the GIL.
+        threaded = {
+            "git": partial(
+                capture_git,
+                options.git_dir,
+                patch_cap_bytes=options.patch_cap_bytes,
+                timeout=options.timeout,
+            ),
+            **threaded,
+        }
     values, errors = run_parts(threaded, timeout=options.timeout, inline=inline)
+    errors = order_errors(errors)
     if options.git:
         git = git or values.get("git") or _failed_git(errors)
         if git.status == "error" and not any(error["part"] == "git" for error in errors):

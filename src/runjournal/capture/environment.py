@@ -4,7 +4,10 @@ Parts (each can be turned off, see :class:`~runjournal.capture.CaptureOptions`):
 ``command``, ``python``, ``platform``, ``host``, ``cpu``, ``memory``, ``gpus``
 (with ``cuda``), ``packages``, ``python_env``, ``scheduler``, ``env`` and
 ``notebook``. The slow ones (hardware, packages) run in threads under the
-capture's deadline while the cheap ones run in the calling thread. A part
+capture's deadline while the cheap ones run in the calling thread; a slow
+part already read once in this process (they are cached: the machine and the
+installed packages do not change while it lives) is cheap, and runs in the
+calling thread too, so that later ``start()`` calls start no thread for it. A part
 that raises or times out is left out and named in ``capture_errors``;
 something absent by nature (no GPU, no scheduler, not a notebook) is simply
 ``[]`` or null.
@@ -24,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import platform as _platform
 import sys
@@ -45,7 +49,14 @@ from runjournal.capture._redact import (
 )
 from runjournal.format import FORMAT_VERSION
 
-__all__ = ["ENV_ALLOW", "SCHEDULERS", "capture_environment", "environment_parts", "snapshot"]
+__all__ = [
+    "ENV_ALLOW",
+    "SCHEDULERS",
+    "capture_environment",
+    "environment_parts",
+    "order_errors",
+    "snapshot",
+]
 
 ENV_ALLOW = (
     "ACCELERATE_",
@@ -152,7 +163,7 @@ def capture_environment(options: CaptureOptions | None = None) -> dict[str, Any]
     started = time.monotonic()
     threaded, inline = environment_parts(options)
     values, errors = run_parts(threaded, timeout=options.timeout, inline=inline)
-    return snapshot(values, errors, started)
+    return snapshot(values, order_errors(errors), started)
 
 
 def environment_parts(
@@ -160,19 +171,29 @@ def environment_parts(
 ) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], Any]]]:
     """The enabled parts: (slow ones, to run in threads; cheap ones, to run inline).
 
+    A slow part that this process has read already is cheap (cached), and
+    goes with the inline ones.
+
     Example:
+        >>> _hardware.clear_caches(); _packages.clear_cache()
         >>> threaded, inline = environment_parts(CaptureOptions(git=False, env=False))
         >>> sorted(threaded), "env" in inline
         (['cpu', 'gpus', 'memory', 'packages'], False)
+        >>> _ = capture_environment()
+        >>> threaded, inline = environment_parts(CaptureOptions(git=False, env=False))
+        >>> sorted(threaded), "packages" in inline
+        ([], True)
     """
     words = normalize_words(options.all_secret_words())
     allow = ENV_ALLOW + options.allowed_env()
-    threaded: dict[str, Callable[[], Any]] = {
-        "cpu": _hardware.cpu,
-        "memory": _hardware.memory,
-        "gpus": lambda: _hardware.gpus(options.timeout),
-        "packages": _packages.installed,
+    gpus = _hardware.gpus
+    slow: dict[str, tuple[Callable[[], Any], bool]] = {
+        "cpu": (_hardware.cpu, _read_once(_hardware.cpu)),
+        "memory": (_hardware.memory, _read_once(_hardware.memory)),
+        "gpus": (lambda: gpus(options.timeout), _read_once(gpus)),
+        "packages": (_packages.installed, _read_once(_packages.installed)),
     }
+    threaded = {name: part for name, (part, cached) in slow.items() if not cached}
     inline: dict[str, Callable[[], Any]] = {
         "command": lambda: command(words),
         "python": python,
@@ -182,11 +203,41 @@ def environment_parts(
         "scheduler": scheduler,
         "env": lambda: environment_variables(allow, words),
         "notebook": lambda: _notebook.notebook(words),
+        **{name: part for name, (part, cached) in slow.items() if cached},
     }
     return (
         {name: part for name, part in threaded.items() if options.enabled(name)},
         {name: part for name, part in inline.items() if options.enabled(name)},
     )
+
+
+def order_errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Failed parts in one fixed order, whichever ran in a thread: the cheap parts, then the slow.
+
+    Example:
+        >>> order_errors([{"part": "git", "message": "x"}, {"part": "cpu", "message": "y"}])
+        [{'part': 'cpu', 'message': 'y'}, {'part': 'git', 'message': 'x'}]
+    """
+    rank = {part: index for index, part in enumerate(_ERROR_ORDER)}
+    return sorted(errors, key=lambda error: rank.get(error["part"], len(rank)))
+
+
+_ERROR_ORDER = (
+    *("command", "python", "platform", "host", "python_env", "scheduler", "env", "notebook"),
+    *("cpu", "memory", "gpus", "packages", "git"),
+)
+"""The order of ``capture_errors``: the cheap parts, then the slow ones, as always recorded."""
+
+
+def _read_once(part: Callable[..., Any]) -> bool:
+    """Whether a slow part is one of ours and has been read in this process (so is instant)."""
+    if part is _INSTALLED:
+        return _packages.is_cached()
+    return _hardware.is_cached(part)
+
+
+_INSTALLED = _packages.installed
+"""The package listing itself (a test may put another function in its place)."""
 
 
 def snapshot(
@@ -306,13 +357,33 @@ def host() -> dict[str, Any]:
         >>> sorted(host())
         ['hostname', 'user']
     """
-    import getpass
+    # What getpass.getuser() answers, without importing it; the account name of a uid
+    # is looked up once per process (it loads the system's name service on first use).
+    for name in _USER_VARIABLES:
+        user = os.environ.get(name)
+        if user:
+            return {"hostname": _process.hostname(), "user": user}
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    return {"hostname": _process.hostname(), "user": _account(uid)}
 
+
+_USER_VARIABLES = ("LOGNAME", "USER", "LNAME", "USERNAME")
+"""Where ``getpass.getuser()`` looks first, in its order."""
+
+
+@functools.lru_cache(maxsize=4)
+def _account(uid: int | None) -> str | None:
+    """The login name of ``uid``; None without one (a container's uid with no passwd entry)."""
+    if uid is None:
+        return None
     try:
-        user: str | None = getpass.getuser()
-    except (KeyError, OSError, ImportError):  # a container's uid without a passwd entry
-        user = None
-    return {"hostname": _process.hostname(), "user": user}
+        import pwd
+    except ImportError:
+        return None
+    try:
+        return pwd.getpwuid(uid)[0]
+    except (KeyError, OSError):
+        return None
 
 
 def python_env() -> dict[str, Any]:

@@ -16,13 +16,21 @@ from runjournal.query._filter import parse_filter
 from runjournal.query._git import GitState, PatchInfo
 from runjournal.query._history import Steps
 from runjournal.query._pandas import load_metrics, load_runs
-from runjournal.query._records import LoggedError, Note, ParamChange, RunRecord, flatten_params
+from runjournal.query._records import (
+    AlertRecord,
+    LoggedError,
+    Note,
+    ParamChange,
+    RunRecord,
+    flatten_params,
+)
 from runjournal.query._sort import sort_runs
 from runjournal.query._status import STATUSES, UNKNOWN
 from runjournal.query._store import RunRefs, Store, Where
 from runjournal.query._summary import MetricSummary
 
 __all__ = [
+    "AlertRecord",
     "ArtifactFile",
     "ArtifactRecord",
     "Command",

@@ -12,6 +12,12 @@ was appended), and its entry and digest are saved. Without the cache
 (``cache=False``, or a store it cannot write), every run is folded from its
 files. Both make rows the same way, so both give the same answers.
 
+A run that ended with a trustworthy metric summary in its end event
+(:mod:`runjournal.query._end_summary`) needs no metrics file read for its
+row: a cold listing reads its ``run.jsonl`` and ``params.jsonl`` (and the
+captured files the table shows). Only a query for the history
+(``history=True``) folds its metrics files, which the cache then keeps.
+
 Example:
     >>> from pathlib import Path
     >>> from runjournal.store import init_store
@@ -28,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runjournal.format import RUN_EVENTS, RUN_ID_PATTERN, RUNS_DIR
+from runjournal.format import METRICS, RUN_EVENTS, RUN_ID_PATTERN, RUNS_DIR
 from runjournal.query._cache import QueryCache
-from runjournal.query._digest import RACY_NS, RunDigest, refresh
+from runjournal.query._digest import RunDigest, refresh
 from runjournal.query._metricsfile import ChunkLoader
 from runjournal.query._row import ROW_VERSION, make_row
 from runjournal.query._workers import read_runs, worker_count
@@ -126,7 +132,12 @@ class Catalog:
         self.cache = QueryCache(store) if cache else None
 
     def entries(
-        self, *, metrics: bool, captured: bool, only: list[str] | None = None
+        self,
+        *,
+        metrics: bool,
+        captured: bool,
+        only: list[str] | None = None,
+        history: bool = False,
     ) -> dict[str, Entry]:
         """The entry of every run (or of the runs ``only`` names), by run id, sorted.
 
@@ -134,27 +145,34 @@ class Catalog:
             metrics: The rows must hold the metric summaries.
             captured: The rows must hold the git and data columns.
             only: Only these run ids (which need not exist).
+            history: The metric history will be read: fold the metrics files
+                (and keep their columns in the cache) even of runs whose end
+                event summarizes them.
         """
+        metrics = metrics or history
         ids = run_ids(self.store)
         if only is not None:
             ids = sorted(set(only) & set(ids))
         saved = self.cache.load() if self.cache is not None else {}
         clock = self.cache.clock_ns() if self.cache is not None else time.time_ns()
         runs_dir = self.store / RUNS_DIR
-        prefix = f"{runs_dir}{os.sep}"
         found: dict[str, Entry] = {}
         states: dict[str, RunDigest] = {}
         entries: dict[str, Any] = dict(saved) if only is not None else {}
         stale: list[tuple[str, bool]] = []
+        usable = functools.partial(_usable, metrics=metrics, captured=captured, history=history)
+        unchanged = self.cache.unchanged(ids, usable, clock) if self.cache is not None else {}
         for run_id in ids:
-            entry = saved.get(run_id)
-            if entry is not None and _still_valid(prefix + run_id, entry, metrics, captured):
+            entry = unchanged.get(run_id)
+            if entry is not None:
                 found[run_id] = Entry(runs_dir, run_id, entry["row"], cache=self.cache)
                 found[run_id].chunks = entry.get("chunks")
                 entries[run_id] = entry
             else:
-                stale.append((run_id, entry is not None))
-        for run_id, made_entry, error in self._read_elsewhere(stale, metrics, captured, clock):
+                stale.append((run_id, run_id in saved))
+        for run_id, made_entry, error in self._read_elsewhere(
+            stale, metrics, captured, clock, history
+        ):
             if made_entry is not None:
                 found[run_id] = Entry(runs_dir, run_id, made_entry["row"], cache=self.cache)
                 entries[run_id] = made_entry
@@ -164,7 +182,13 @@ class Catalog:
             if run_id in found:
                 continue
             made = self._read(
-                runs_dir, run_id, known, metrics=metrics, captured=captured, clock=clock
+                runs_dir,
+                run_id,
+                known,
+                metrics=metrics,
+                captured=captured,
+                clock=clock,
+                history=history,
             )
             if made is None:
                 continue
@@ -176,12 +200,17 @@ class Catalog:
         found = {run_id: found[run_id] for run_id in ids if run_id in found}
         for run_id, made_entry in found.items():
             made_entry.events_size = _events_size(entries.get(run_id))
-        if self.cache is not None and (stale or set(saved) - set(entries)):
+        if self.cache is not None:  # writes only what changed, if anything
             self.cache.save(entries, states)
         return found
 
     def _read_elsewhere(
-        self, stale: list[tuple[str, bool]], metrics: bool, captured: bool, clock: int
+        self,
+        stale: list[tuple[str, bool]],
+        metrics: bool,
+        captured: bool,
+        clock: int,
+        history: bool,
     ) -> list[tuple[str, Any, Any]]:
         """Many runs to read: read them in worker processes, which save their digests."""
         if self.cache is None or worker_count(len(stale)) < 2 or not self.cache.writable:
@@ -189,11 +218,21 @@ class Catalog:
         self.cache.clock_ns()  # makes the cache directory, or finds it cannot be written
         if not self.cache.writable:
             return []
-        found = read_runs(self.store, stale, metrics=metrics, captured=captured, clock=clock)
+        found = read_runs(
+            self.store, stale, metrics=metrics, captured=captured, clock=clock, history=history
+        )
         return [(run_id, entry, error) for run_id, (entry, error) in found.items()]
 
     def _read(
-        self, runs_dir: Path, run_id: str, known: bool, *, metrics: bool, captured: bool, clock: int
+        self,
+        runs_dir: Path,
+        run_id: str,
+        known: bool,
+        *,
+        metrics: bool,
+        captured: bool,
+        clock: int,
+        history: bool = False,
     ) -> Entry | None:
         """The entry of a run read from its files, from where its saved digest stopped."""
         run_dir = runs_dir / run_id
@@ -202,7 +241,9 @@ class Catalog:
             metrics = metrics or old.metrics is not None
             captured = captured or old.git is not None
         try:
-            digest = refresh(run_dir, old, metrics=metrics, captured=captured, clock_ns=clock)
+            digest = refresh(
+                run_dir, old, metrics=metrics, captured=captured, clock_ns=clock, history=history
+            )
             if digest is None:
                 return None
             row = make_row(run_dir, digest)
@@ -220,11 +261,16 @@ def index_entry(digest: RunDigest, row: dict[str, Any]) -> dict[str, Any]:
     if digest.metrics is not None:
         for metrics in digest.metrics.files:
             files[metrics.name] = _mark(metrics.mark)
+    elif digest.summarized is not None:
+        files[METRICS] = list(digest.summarized)  # the row's summaries hold while it is unchanged
     for captured in (digest.git, digest.data):
         if captured is not None and captured.file in digest.names:
             files[captured.file] = list(captured.key) if captured.key else _NO_MARK
     ino, mtime = digest.dir_key or (0, 0)
-    return {"dir": [ino, mtime, digest.listed_ns], "files": files, "row": row}
+    entry: dict[str, Any] = {"dir": [ino, mtime, digest.listed_ns], "files": files, "row": row}
+    if digest.metrics is None and digest.summarized is not None:
+        entry["summarized"] = True  # the metrics files were not folded: no history kept
+    return entry
 
 
 def _events_size(entry: dict[str, Any] | None) -> int | None:
@@ -240,26 +286,19 @@ def _mark(mark: Any) -> list[int]:
     return _NO_MARK if mark is None else [mark.ino, mark.size, mark.mtime_ns]
 
 
-def _still_valid(run_dir: str, entry: dict[str, Any], metrics: bool, captured: bool) -> bool:
-    """Whether a saved entry still describes the run: nothing in its directory changed."""
-    try:
-        row = entry["row"]
-        if row["v"] != ROW_VERSION:
-            return False
-        if (metrics and row["metrics"] is None) or (captured and row["git"] is None):
-            return False
-        ino, mtime, listed = entry["dir"]
-        status = os.stat(run_dir)  # noqa: PTH116 (strings: this loop runs 10^5 times)
-        if status.st_ino != ino or status.st_mtime_ns != mtime or mtime >= listed - RACY_NS:
-            return False
-        prefix = f"{run_dir}{os.sep}"
-        for name, (file_ino, size, file_mtime) in entry["files"].items():
-            status = os.stat(prefix + name)  # noqa: PTH116
-            if (status.st_ino, status.st_size, status.st_mtime_ns) != (file_ino, size, file_mtime):
-                return False
-    except (OSError, KeyError, TypeError, ValueError):
+def _usable(entry: dict[str, Any], *, metrics: bool, captured: bool, history: bool) -> bool:
+    """Whether a saved entry's row holds what the query needs.
+
+    (:meth:`QueryCache.unchanged` checks that the run's files did not change.)
+    With ``history``, an entry whose metric columns the cache does not hold
+    (its summaries came from the end event) is made again, folding them.
+    """
+    row = entry["row"]
+    if row["v"] != ROW_VERSION:
         return False
-    return True
+    if (metrics and row["metrics"] is None) or (captured and row["git"] is None):
+        return False
+    return not (history and entry.get("summarized"))
 
 
 def run_ids(store: Path) -> list[str]:

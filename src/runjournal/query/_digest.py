@@ -11,7 +11,10 @@ scratch.
 
 :func:`refresh` brings a digest up to date: the directory is listed again
 only when its modification time changed (or is too recent to be trusted);
-each file is read from where its fold stopped.
+each file is read from where its fold stopped. The metric summaries of a
+run that ended come from its end event when that is trustworthy
+(:mod:`runjournal.query._end_summary`): then ``metrics.jsonl`` is not read
+at all, only its size checked, unless the history itself is wanted.
 
 Example:
     >>> from pathlib import Path
@@ -33,6 +36,7 @@ from typing import Any
 
 from runjournal.format import PARAMS, RUN_EVENTS, SkippedLine
 from runjournal.query._data import DATA, latest_by_name, read_data
+from runjournal.query._end_summary import trusted_summary
 from runjournal.query._folds import EventsFold, F, ParamsFold, advance
 from runjournal.query._git import GIT, parse_git
 from runjournal.query._metricsfile import MetricsFold, MetricsPart
@@ -43,7 +47,7 @@ __all__ = ["RACY_NS", "Captured", "RunDigest", "latest_name", "refresh"]
 RACY_NS = 2_000_000_000
 """A directory modified less than this before it was listed is listed again next time."""
 
-_VERSION = 1
+_VERSION = 2  # 2: the events fold keeps alerts
 
 
 class Captured:
@@ -94,6 +98,10 @@ class RunDigest:
         params: The fold of ``params.jsonl``.
         metrics: The folds of the metrics files, or None when not read.
         metrics_fresh: Whether ``metrics`` was brought up to date with the files.
+        summarized: When the metric summaries come from the end event instead
+            of ``metrics`` (then None): ``[inode, size, mtime_ns]`` of
+            ``metrics.jsonl``, which they describe.
+        summary: The summaries then, as a row holds them.
         git: The run table's ``git.*`` columns: ``[commit, branch, dirty]`` or None.
         data: The run table's ``data.<name>.hash`` columns.
     """
@@ -107,6 +115,8 @@ class RunDigest:
         self.params = ParamsFold()
         self.metrics: MetricsPart | None = None
         self.metrics_fresh = False
+        self.summarized: list[int] | None = None
+        self.summary: list[list[Any]] | None = None
         self.git: Captured | None = None
         self.data: Captured | None = None
 
@@ -119,6 +129,7 @@ class RunDigest:
             self.events.mark,
             self.params.mark,
             None if metrics is None else tuple(metrics),
+            None if self.summarized is None else tuple(self.summarized),
             None if self.git is None else (self.git.file, tuple(self.git.key or ())),
             None if self.data is None else tuple(self.data.key or ()),
         )
@@ -136,6 +147,7 @@ class RunDigest:
             else [fold.to_json() for fold in self.metrics.files],
             "git": None if self.git is None else self.git.to_json(),
             "data": None if self.data is None else self.data.to_json(),
+            "summarized": self.summarized,
         }
 
     @classmethod
@@ -157,11 +169,22 @@ class RunDigest:
             digest.metrics = MetricsPart([MetricsFold.from_json(f) for f in state["metrics"]])
         digest.git = Captured.from_json(state["git"])
         digest.data = Captured.from_json(state["data"])
+        summarized = state.get("summarized")  # absent from states saved before summaries
+        if summarized is not None:
+            if len(summarized) != 3 or any(type(v) is not int for v in summarized):
+                raise ValueError("not a file key")
+            digest.summarized = [int(v) for v in summarized]
         return digest
 
 
 def refresh(
-    run_dir: Path, old: RunDigest | None, *, metrics: bool, captured: bool, clock_ns: int
+    run_dir: Path,
+    old: RunDigest | None,
+    *,
+    metrics: bool,
+    captured: bool,
+    clock_ns: int,
+    history: bool = False,
 ) -> RunDigest | None:
     """The digest of a run brought up to date with its files; None when the run is gone.
 
@@ -169,11 +192,15 @@ def refresh(
         run_dir: The run's directory.
         old: An earlier digest of the same run, or None; it is used up (its
             folds continue in the new digest).
-        metrics: Also bring the metrics folds up to date (else they are kept as
-            they were, marked not fresh).
+        metrics: Also bring the metric summaries up to date (else they are
+            kept as they were, marked not fresh): from the end event when it
+            can be trusted and no metrics were folded before, else by folding
+            the metrics files.
         captured: Also bring the run table's git and data columns up to date.
         clock_ns: The file system's current time, to judge whether the
             directory's modification time can be trusted.
+        history: Fold the metrics files even when the end event would do (the
+            history is wanted, and the query cache keeps it in columns).
     """
     try:
         status = run_dir.stat()
@@ -190,11 +217,20 @@ def refresh(
     else:
         digest.listed_ns, digest.names = clock_ns, _names(run_dir)
     _refresh_files(digest, run_dir, old if old is not None else RunDigest(run_dir.name))
+    old_part = old.metrics if old is not None else None
+    if old is not None and old.summarized is not None:
+        metrics = True  # cheap to keep up to date: a stat, or the files if it no longer holds
     if metrics:
-        digest.metrics = MetricsPart.read(run_dir, digest.names, old.metrics if old else None)
+        trusted = None
+        if old_part is None and not history:
+            trusted = trusted_summary(run_dir, digest.names, digest.events)
+        if trusted is not None:
+            digest.summarized, digest.summary = trusted
+        else:
+            digest.metrics = MetricsPart.read(run_dir, digest.names, old_part)
         digest.metrics_fresh = True
     elif old is not None:
-        digest.metrics = old.metrics
+        digest.metrics = old_part
     if captured:
         digest.git = _git(run_dir, digest.names, old.git if old is not None else None)
         digest.data = _data(run_dir, digest.names, old.data if old is not None else None)
@@ -267,7 +303,9 @@ def _git(run_dir: Path, names: Sequence[str], old: Captured | None) -> Captured:
 
 
 def _data(run_dir: Path, names: Sequence[str], old: Captured | None) -> Captured:
-    key = _file_key(run_dir / DATA) if DATA in names else None
+    if DATA not in names:
+        return Captured(DATA, None, {}, [])  # as a read of the missing file gives
+    key = _file_key(run_dir / DATA)
     if old is not None and old.key == key:
         return old
     records, skipped = read_data(run_dir)

@@ -2,7 +2,7 @@ r"""Folding the records of ``run.jsonl`` and ``params.jsonl``, one record at a t
 
 A fold is the state a file's records add up to, in file order: for
 ``run.jsonl`` the first start event, the latest writer, the last lifecycle
-event, the last deadline, tags, notes and logging errors; for
+event, the last deadline, tags, notes, alerts and logging errors; for
 ``params.jsonl`` the merged params and every change. A fold can be saved as
 JSON and continued with the lines appended later, which is what the query
 cache does; a read without the cache folds the whole file. Both build the
@@ -39,6 +39,7 @@ __all__ = ["EventsFold", "FileFold", "ParamsFold", "advance", "integer", "number
 
 F = TypeVar("F", bound="FileFold")
 TOO_DEEP = f"nested deeper than {MAX_NESTING} levels, which no writer produces"
+_ALERT_FIELDS = 8  # time, seg, key, rule, step, value, message, count
 
 
 class FileFold:
@@ -105,6 +106,8 @@ class EventsFold(FileFold):
         newest_format: The highest ``format`` of a start or resume.
         tags: The tags, stored form, a later event winning per key.
         notes: ``[time, seg, text]`` of each note.
+        alerts: ``[time, seg, key, rule, step, value, message, count]`` of each
+            alert event, ``value`` as stored.
         errors: ``(cause, key) -> [message, count]``, in order of first appearance.
     """
 
@@ -121,6 +124,7 @@ class EventsFold(FileFold):
         self.newest_format: int | None = None
         self.tags: dict[str, Any] = {}
         self.notes: list[list[Any]] = []
+        self.alerts: list[list[Any]] = []
         self.errors: dict[tuple[str, str | None], list[Any]] = {}
 
     def add(self, line: int, event: dict[str, Any]) -> None:
@@ -156,6 +160,19 @@ class EventsFold(FileFold):
             self.tags.update(event["tags"])
         elif kind == Event.NOTE and isinstance(event.get("text"), str):
             self.notes.append([time, seg, event["text"]])
+        elif kind == Event.ALERT and isinstance(event.get("key"), str):
+            self.alerts.append(
+                [
+                    time,
+                    seg,
+                    event["key"],
+                    text(event.get("rule")) or "",
+                    integer(event.get("step")),
+                    event.get("value"),
+                    text(event.get("message")) or "",
+                    integer(event.get("count")) or 1,
+                ]
+            )
         elif kind == Event.ERROR:
             self._count_error(event)
 
@@ -183,6 +200,7 @@ class EventsFold(FileFold):
             "format": self.newest_format,
             "tags": self.tags,
             "notes": self.notes,
+            "alerts": self.alerts,
             "errors": [[cause, key, *value] for (cause, key), value in self.errors.items()],
         }
 
@@ -204,6 +222,9 @@ class EventsFold(FileFold):
         fold.newest_format = integer(state["format"])
         fold.tags = dict(state["tags"])
         fold.notes = [list(note) for note in state["notes"]]
+        fold.alerts = [list(alert) for alert in state["alerts"]]
+        if any(len(alert) != _ALERT_FIELDS for alert in fold.alerts):
+            raise ValueError("not an alert this version saved")
         fold.errors = {
             (cause, key): [message, count] for cause, key, message, count in state["errors"]
         }

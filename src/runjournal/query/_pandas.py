@@ -149,14 +149,17 @@ def load_metrics(
             logged last at that step), instead of one row per value.
         engine: ``"pandas"`` or ``"polars"``.
         cache: Use the query cache (default: the store's).
-        system: Add the system samples of ``system.jsonl`` (``docs/system-metrics.md``)
-            after each run's metrics: keys ``system/<series>``, step the
-            sample's number in the run (0, 1, ...). ``keys``, ``steps`` and
-            ``raw`` apply to them; ``every`` and ``max_points`` do not (samples
-            are few); ``wide`` does not combine with it.
-        writer: Only the metric rows of this writer or these writers: ``main``
-            for a run's main writer (``metrics.jsonl``), else the name of an
-            extra writer (``metrics.<writer>.jsonl``; ``docs/distributed.md``).
+        system: Add the system samples of ``system.jsonl`` and of every
+            ``system.<writer>.jsonl`` (``docs/system-metrics.md``) after each
+            run's metrics: keys ``system/<series>``, step the sample's number
+            in its file (0, 1, ...), and the ``writer`` as for metrics.
+            ``keys``, ``steps`` and ``raw`` apply to them; ``every`` and
+            ``max_points`` do not (samples are few); ``wide`` does not combine
+            with it.
+        writer: Only the rows of this writer or these writers: ``main`` for a
+            run's main writer (``metrics.jsonl``, ``system.jsonl``), else the
+            name of an extra writer (``metrics.<writer>.jsonl``,
+            ``system.<writer>.jsonl``; ``docs/distributed.md``).
 
     Raises:
         MissingDependencyError: pandas (or polars) is not installed.
@@ -168,12 +171,6 @@ def load_metrics(
         ['run_id', 'step', 'time', 'key', 'value', 'segment']
     """
     opened = _store(store)
-    if system and wide:
-        raise InvalidArgumentError(
-            "system=True cannot be wide: system samples have steps of their own",
-            argument="system",
-            value=system,
-        )
     frame = opened.metrics_to_pandas(
         runs,
         keys,
@@ -183,48 +180,16 @@ def load_metrics(
         max_points=max_points,
         wide=wide,
         cache=cache,
+        system=system,
     )
     if (writers := wanted_writers(writer)) is not None:
         frame = only_writers(frame, opened.path, writers)
-    if system:
-        frame = _with_system(opened, frame, runs, keys=keys, steps=steps, raw=raw, cache=cache)
     if engine == "polars":
         from runjournal.query._engines import frame_to_polars
 
         return frame_to_polars(frame)
     _check_engine(engine)
     return frame
-
-
-def _with_system(
-    opened: Store,
-    frame: pd.DataFrame,
-    runs: RunRefs,
-    *,
-    keys: str | Collection[str] | None,
-    steps: Steps | None,
-    raw: bool,
-    cache: bool | None,
-) -> pd.DataFrame:
-    """The history frame with the runs' system samples after each run's metrics."""
-    import pandas as pd
-
-    from runjournal.query._history import _step_bounds, wanted_keys
-    from runjournal.query._system import system_rows
-
-    wanted, bounds = wanted_keys(keys), _step_bounds(steps)
-    parts = [frame]
-    for view in opened._history_views(runs, cache=cache):
-        run_dir = opened.path / "runs" / view.id
-        rows = system_rows(view.id, run_dir, wanted, bounds, raw=raw)
-        if rows:
-            parts.append(metrics_frame(rows, raw=raw).reindex(columns=frame.columns))
-    if len(parts) == 1:
-        return frame
-    joined = pd.concat(parts, ignore_index=True)
-    order = {run_id: index for index, run_id in enumerate(dict.fromkeys(joined["run_id"]))}
-    joined = joined.sort_values("run_id", key=lambda ids: ids.map(order), kind="stable")
-    return joined.reset_index(drop=True).astype(frame.dtypes.to_dict())
 
 
 def _check_engine(engine: object) -> None:

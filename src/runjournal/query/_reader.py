@@ -39,6 +39,7 @@ from runjournal.query._folds import EventsFold, ParamsFold, advance, integer, nu
 from runjournal.query._lines import warn_skipped
 from runjournal.query._metricsfile import LazyMetrics
 from runjournal.query._records import (
+    AlertRecord,
     LoggedError,
     MetricsSource,
     Note,
@@ -148,6 +149,7 @@ def record_from_fields(
         **fields,
         param_history=_merge_params(params),
         notes=[Note(time=_datetime(time), seg=seg, text=note) for time, seg, note in events.notes],
+        alerts=[_alert(alert) for alert in events.alerts],
         errors=[
             LoggedError(cause=cause, key=key, message=message, count=count)
             for (cause, key), (message, count) in events.errors.items()
@@ -156,6 +158,21 @@ def record_from_fields(
     record._run_dir = run_dir
     record._metrics_source = metrics if metrics is not None else _lazy_metrics(run_dir)
     return record
+
+
+def _alert(folded: list[Any]) -> AlertRecord:
+    """The record of an alert event as :class:`EventsFold` keeps it (its value decoded)."""
+    time, seg, key, rule, step, value, message, count = folded
+    return AlertRecord(
+        time=_datetime(time),
+        seg=seg,
+        key=key,
+        rule=rule,
+        step=step,
+        value=decode_value(value),
+        message=message,
+        count=count,
+    )
 
 
 def _lazy_metrics(run_dir: Path) -> LazyMetrics:

@@ -43,7 +43,15 @@ from runjournal.query._lines import warn_skipped
 from runjournal.query._summary import MetricSummary, summarize
 from runjournal.query._tolerant import latest_file, read_json_object, warn_problems
 
-__all__ = ["LoggedError", "MetricsSource", "Note", "ParamChange", "RunRecord", "flatten_params"]
+__all__ = [
+    "AlertRecord",
+    "LoggedError",
+    "MetricsSource",
+    "Note",
+    "ParamChange",
+    "RunRecord",
+    "flatten_params",
+]
 
 
 class MetricsSource(Protocol):
@@ -104,6 +112,38 @@ class Note(BaseModel):
     text: str
 
 
+class AlertRecord(BaseModel):
+    """An alert that fired: an ``alert`` event of ``run.jsonl`` (``docs/alerts.md``).
+
+    Attributes:
+        time: When it fired (UTC).
+        seg: The segment that logged the value.
+        key: The metric watched.
+        rule: The rule as written, e.g. ``not_finite()`` or ``above(5.0)``.
+        step: The step of the value that made it fire (None if not recorded).
+        value: That value (NaN and infinities decoded to floats).
+        message: One line saying what happened.
+        count: How many times this alert had fired in the segment, this time included.
+
+    Example:
+        >>> alert = AlertRecord(time=None, seg=0, key="loss", rule="not_finite()", step=120,
+        ...                     value=float("nan"), message="loss = nan at step 120: not finite")
+        >>> alert.key, alert.step, alert.count
+        ('loss', 120, 1)
+    """
+
+    model_config = _FROZEN
+
+    time: dt.datetime | None
+    seg: int
+    key: str
+    rule: str = ""
+    step: int | None = None
+    value: Any = None
+    message: str = ""
+    count: int = 1
+
+
 class LoggedError(BaseModel):
     """A logging problem the writer handled, with how often it happened.
 
@@ -151,6 +191,7 @@ class RunRecord(BaseModel):
         param_history: Every param change, in file order.
         tags: The tags; a later tags event wins per key.
         notes: The notes, in file order.
+        alerts: The alerts that fired, in file order (``docs/alerts.md``).
         errors: The logging problems the writer recorded, with counts.
         exception: ``{"type", "message", "traceback"}`` of a failed run.
         host: The host of the latest writing process.
@@ -188,6 +229,7 @@ class RunRecord(BaseModel):
     param_history: list[ParamChange] = []
     tags: dict[str, Any] = {}
     notes: list[Note] = []
+    alerts: list[AlertRecord] = []
     errors: list[LoggedError] = []
     exception: dict[str, Any] | None = None
     host: str | None = None

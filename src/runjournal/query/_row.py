@@ -5,7 +5,9 @@ holds, in stored form (tagged NaN, big ints): the identity and ending of the
 run, its params (flattened) and tags, the inputs of its status (the last
 lifecycle event and deadline: the status itself depends on the time of
 reading, so it is inferred at each read), the lines skipped, and, when read,
-the summary of each metric and the ``git.*`` and ``data.*`` columns. Rows are
+the summary of each metric (folded from the metrics files, or taken from the
+end event when the digest trusted it: the same either way) and the ``git.*``
+and ``data.*`` columns. Rows are
 what the query cache keeps in ``index.json``; a read without the cache makes
 the same rows from the files, and both make their views (and records) from
 rows, so both give the same answers.
@@ -37,6 +39,7 @@ from runjournal.format import (
     encode_int,
 )
 from runjournal.query._digest import RunDigest
+from runjournal.query._end_summary import end_summary, summary_entries
 from runjournal.query._json import to_tagged
 from runjournal.query._lines import warn_skipped
 from runjournal.query._reader import _decode_members, _ending, _identity, _problems, _start_time
@@ -89,7 +92,7 @@ def make_row(run_dir: Path, digest: RunDigest) -> dict[str, Any]:
         "flat": _flat(params.stored),
         "plain": False,
         "tags": events.tags,
-        "last": events.last_lifecycle,
+        "last": _without_summary(events.last_lifecycle),
         "deadline": events.deadline,
         "skips": [_lines(events.skipped()), _lines(problems), _lines(params.skipped())],
         "metrics": None,
@@ -103,7 +106,21 @@ def make_row(run_dir: Path, digest: RunDigest) -> dict[str, Any]:
             "summary": [_summary_json(key, s) for key, s in part.summary().items()],
             "skipped": {name: _lines(lines) for name, lines in part.skipped().items()},
         }
+    elif digest.summarized is not None:
+        summary = digest.summary
+        if summary is None:  # a digest saved by the cache: made again from its end event
+            summary = summary_entries(end_summary(events) or {})
+        if summary is None:
+            raise ValueError("a trusted end-event summary that is not one")
+        row["metrics"] = {"summary": summary, "skipped": {}}
     return row
+
+
+def _without_summary(last: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last lifecycle event as a row keeps it: an end's metric summary is kept apart."""
+    if last is None or "summary" not in last:
+        return last
+    return {key: value for key, value in last.items() if key != "summary"}
 
 
 def check_row(row: dict[str, Any]) -> None:

@@ -165,6 +165,7 @@ class Store:
         every: int | None = None,
         max_points: int | None = None,
         cache: bool | None = None,
+        system: bool = False,
     ) -> list[dict[str, Any]]:
         """Metric history of several runs as rows with a ``run_id``, run by run.
 
@@ -178,18 +179,29 @@ class Store:
                 largest of each (``docs/query.md``).
             max_points: Downsample each series to at most this many points, the same way.
             cache: Use the query cache (default: the store's ``cache``).
+            system: Add each run's system samples after its metrics, as
+                :func:`runjournal.load_metrics` does (``docs/system-metrics.md``).
 
         Example:
             >>> from runjournal.store import init_store
-            >>> Store(init_store(Path("empty-store").absolute())).metrics()
+            >>> Store(init_store(Path("empty-store").absolute())).metrics(system=True)
             []
         """
         sampling = Sampling.build(every, max_points)
+        if system:
+            from runjournal.query._history import _step_bounds, wanted_keys
+            from runjournal.query._system import run_rows
+
+            wanted, bounds = wanted_keys(keys), _step_bounds(steps)
         rows: list[dict[str, Any]] = []
         with paused_gc():
             for view in self._history_views(runs, cache=cache):
                 history = view.history(keys, steps=steps, raw=raw)
-                rows += [{"run_id": view.id, **row} for row in sampling.rows(history)]
+                metric_rows = [{"run_id": view.id, **row} for row in sampling.rows(history)]
+                if system:
+                    run_dir = self._runs_dir / view.id
+                    metric_rows = run_rows(view.id, run_dir, metric_rows, wanted, bounds, raw=raw)
+                rows += metric_rows
         return rows
 
     def to_pandas(
@@ -262,8 +274,12 @@ class Store:
         max_points: int | None = None,
         wide: bool = False,
         cache: bool | None = None,
+        system: bool = False,
     ) -> pd.DataFrame:
         """The metric history as a DataFrame; see :func:`runjournal.load_metrics`.
+
+        ``system=True`` adds each run's system samples after its metrics
+        (``docs/system-metrics.md``); it does not combine with ``wide``.
 
         Example:
             >>> from runjournal.store import init_store
@@ -272,10 +288,23 @@ class Store:
         """
         from runjournal.query._history_frame import history_frame
 
+        if system and wide:
+            raise InvalidArgumentError(
+                "system=True cannot be wide: system samples have steps of their own",
+                argument="system",
+                value=system,
+            )
         sampling = Sampling.build(every, max_points)
         with paused_gc():
             views = self._history_views(runs, cache=cache)
-            return history_frame(views, keys, steps=steps, raw=raw, sampling=sampling, wide=wide)
+            frame = history_frame(views, keys, steps=steps, raw=raw, sampling=sampling, wide=wide)
+            if system:
+                from runjournal.query._history import _step_bounds, wanted_keys
+                from runjournal.query._system import with_system
+
+                wanted, bounds = wanted_keys(keys), _step_bounds(steps)
+                frame = with_system(frame, views, self._runs_dir, wanted, bounds, raw=raw)
+            return frame
 
     def close(self, ref: str, status: str = Status.CRASHED) -> RunRecord:
         r"""Record the end of a run that died without one, and return it as now read.
@@ -399,6 +428,7 @@ class Store:
         only: list[str] | None = None,
         metrics: bool = False,
         table: bool = False,
+        history: bool = False,
     ) -> list[RunView]:
         """The runs the query keeps, in its order, as views.
 
@@ -408,11 +438,14 @@ class Store:
             only: Only these run ids.
             metrics: Bring the metrics summaries up to date (else only if the query needs them).
             table: The run table will be made: bring its git and data columns up to date too.
+            history: The metric history will be read: fold the metrics files (the cache
+                keeps their columns) rather than take summaries from end events.
         """
         catalog = self._catalog(cache)
         needs = {
             "metrics": metrics or table or query.needs_metrics,
             "captured": table or query.needs_captured,
+            "history": history,
         }
         entries = catalog.entries(**needs, only=only)
         now = time.time()
@@ -428,13 +461,17 @@ class Store:
     def _history_views(self, runs: RunRefs, *, cache: bool | None) -> list[RunView]:
         """The views of the runs whose history is asked for, in order, with fresh metrics."""
         if runs is None:
-            return self._views(RunQuery(), cache=cache, metrics=True)
+            return self._views(RunQuery(), cache=cache, metrics=True, history=True)
         refs = [runs] if isinstance(runs, (str, RunRecord)) else list(runs)
         resolved = [
             ref if isinstance(ref, RunRecord) else self._resolve(ref, cache=cache) for ref in refs
         ]
         ids = [ref for ref in resolved if isinstance(ref, str)]
-        found = self._views(RunQuery(), cache=cache, only=ids, metrics=True) if ids else []
+        found = (
+            self._views(RunQuery(), cache=cache, only=ids, metrics=True, history=True)
+            if ids
+            else []
+        )
         views = {view.id: view for view in found}
         return [views[ref] if isinstance(ref, str) else record_view(ref) for ref in resolved]
 

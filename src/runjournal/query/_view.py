@@ -334,7 +334,9 @@ class RunView:
 
 
 _FIELDS = tuple(
-    name for name in RunRecord.model_fields if name not in ("params", "param_history", "notes")
+    name
+    for name in RunRecord.model_fields
+    if name not in ("params", "param_history", "notes", "alerts")  # from the digest
 )
 _FAST_FIELDS = frozenset(
     {"id", "name", "experiment", "status", "start_time", "end_time", "duration", "host"}

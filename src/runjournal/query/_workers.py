@@ -3,15 +3,20 @@
 A query that finds hundreds of runs to read (a store seen for the first time,
 or a cache just deleted) spends nearly all its time parsing JSON, which one
 Python process does on one core. :func:`read_runs` splits those runs among a
-few worker processes, each of which reads its runs, saves their digests and
-metric columns into the query cache, and sends back their index entries; the
-caller then writes the index.
+few worker processes, each of which reads its runs, writes their digests and
+metric columns into a pack of the query cache (one file, or one per 64 MiB),
+and sends back their index entries, which name the pack; the caller then
+writes the index.
 
 Workers are fresh interpreters started as ``python -m runjournal.query._workers``
 (never a fork, which is not safe in a process with threads, and never a
 re-import of the caller's script). They talk JSON on their standard input and
 output. A worker that fails costs nothing but time: the caller reads its
-runs itself.
+runs itself. Starting one costs about 0.3 s (a fresh interpreter importing
+the read side), so runs are read in workers only when the files of the runs
+never read before add up to :data:`MIN_BYTES`. On a 2-core machine, two
+workers read 200 runs of 6 MB in 0.44 s against 0.16 s in the calling
+process, 36 MB in 0.6 to 1.3 s against 0.7 s, and 370 MB in 4.7 s against 7.1 s.
 
 Example:
     >>> worker_count(10)
@@ -29,11 +34,14 @@ from typing import Any
 import orjson
 
 from runjournal import _env
+from runjournal.format import METRICS, PARAMS, RUN_EVENTS, RUNS_DIR
 
-__all__ = ["MIN_RUNS", "read_runs", "worker_count"]
+__all__ = ["MIN_BYTES", "MIN_RUNS", "read_runs", "worker_count"]
 
 MIN_RUNS = 200
 """Fewer runs to read than this are read in the calling process."""
+MIN_BYTES = 64 << 20
+"""Less than this to read (in the files of runs the cache does not know) is read in the caller."""
 _MAX_WORKERS = 8
 
 
@@ -52,13 +60,22 @@ def worker_count(runs: int) -> int:
 
 
 def read_runs(
-    store: Path, jobs: list[tuple[str, bool]], *, metrics: bool, captured: bool, clock: int
+    store: Path,
+    jobs: list[tuple[str, bool]],
+    *,
+    metrics: bool,
+    captured: bool,
+    clock: int,
+    history: bool = False,
 ) -> dict[str, list[Any]]:
     """Read runs in worker processes; by run id, ``[entry, error]`` (one of them None).
 
     ``jobs`` are ``(run_id, known)``: whether the cache holds a digest to continue.
-    Runs a worker could not read are left out: the caller reads them itself.
+    Runs a worker could not read are left out: the caller reads them itself
+    (all of them, when there is too little to read to be worth a worker).
     """
+    if not _worth_workers(store, jobs, metrics=metrics):
+        return {}
     count = worker_count(len(jobs))
     groups = [jobs[index::count] for index in range(count)]
     workers = []
@@ -69,6 +86,7 @@ def read_runs(
             "metrics": metrics,
             "captured": captured,
             "clock": clock,
+            "history": history,
         }
         workers.append(_start(orjson.dumps(job)))
     results: dict[str, list[Any]] = {}
@@ -86,6 +104,27 @@ def read_runs(
         except (orjson.JSONDecodeError, TypeError, ValueError):
             continue
     return results
+
+
+def _worth_workers(store: Path, jobs: list[tuple[str, bool]], *, metrics: bool) -> bool:
+    """Whether the files of the runs to read from their start hold :data:`MIN_BYTES` or more.
+
+    Runs the cache knows are read from where it stopped: usually little, so not counted.
+    """
+    names = (RUN_EVENTS, PARAMS, METRICS) if metrics else (RUN_EVENTS, PARAMS)
+    runs = f"{store / RUNS_DIR}{os.sep}"
+    total = 0
+    for run_id, known in jobs:
+        if known:
+            continue
+        for name in names:
+            try:
+                total += os.stat(f"{runs}{run_id}{os.sep}{name}").st_size  # noqa: PTH116
+            except OSError:
+                continue
+        if total >= MIN_BYTES:
+            return True
+    return False
 
 
 def _start(job: bytes) -> subprocess.Popen[bytes] | None:
@@ -110,12 +149,13 @@ def _start(job: bytes) -> subprocess.Popen[bytes] | None:
 
 
 def _work(job: dict[str, Any]) -> list[list[Any]]:
-    """Read the runs of a job, saving their digests; their entries (or errors)."""
+    """Read the runs of a job, saving their digests into packs; their entries (or errors)."""
     import warnings
 
     from runjournal.query._cache import QueryCache, chunk_info
     from runjournal.query._catalog import index_entry
     from runjournal.query._digest import refresh
+    from runjournal.query._index import names_key
     from runjournal.query._metricsfile import paused_gc
     from runjournal.query._row import make_row
 
@@ -131,7 +171,12 @@ def _work(job: dict[str, Any]) -> list[list[Any]]:
             captured = job["captured"] or (old is not None and old.git is not None)
             try:
                 digest = refresh(
-                    run_dir, old, metrics=metrics, captured=captured, clock_ns=job["clock"]
+                    run_dir,
+                    old,
+                    metrics=metrics,
+                    captured=captured,
+                    clock_ns=job["clock"],
+                    history=bool(job.get("history")),
                 )
                 if digest is None:
                     continue
@@ -139,10 +184,15 @@ def _work(job: dict[str, Any]) -> list[list[Any]]:
             except (ValueError, RecursionError) as error:
                 results.append([run_id, None, f"{type(error).__name__}: {error}"])
                 continue
-            if cache.save_state(digest):
+            state = cache.save_state(digest)
+            if state is not None:
                 entry = index_entry(digest, row)
                 entry["chunks"] = chunk_info(digest)
+                entry["state"] = state
+                entry["names"] = names_key(digest.names)
                 results.append([run_id, entry, None])
+    if not cache.publish():  # the entries name packs that are not there: send only errors
+        return [result for result in results if result[1] is None]
     return results
 
 
