@@ -553,3 +553,28 @@ def test_metric_lines_that_cannot_be_written_at_the_end_leave_no_summary(
     assert end["status"] == "completed" and "summary" not in end
     assert [e["key"] for e in events(run.dir, "error")] == ["metrics.jsonl"]
     assert_row_from_history(store, run.id)
+
+
+def test_the_flusher_leaves_a_burst_unfolded_until_the_rate_is_low(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lines that came faster than FOLD_RATE wait; once time makes the rate low, they are folded."""
+    import time
+    import types
+
+    clock = [1000.0]
+    fake = types.SimpleNamespace(monotonic=lambda: clock[0], sleep=time.sleep)
+    monkeypatch.setattr(_end_summary, "time", fake)
+    summary = MetricsSummary("metrics.jsonl")
+    summary.opened(0)
+    line = b'{"step":0,"time":1.0,"seg":0,"m":{"loss":0.5}}\n'
+    burst = line * (2 * _end_summary.FOLD_RATE // len(line))  # two seconds at FOLD_RATE
+    summary.written(burst)
+    clock[0] += 1.0
+    summary.fold_when_quiet()
+    assert summary._backlog_bytes == len(burst)  # 2 MiB in 1 s: too fast, left for later
+    clock[0] += 1.5
+    summary.fold_when_quiet()
+    assert summary._backlog_bytes == 0
+    result = summary.result()
+    assert result is not None and result["metrics"]["loss"]["count"] == burst.count(b"\n")

@@ -385,7 +385,7 @@ class RunWriter:
             self.flush()
             self._on_tick()
             if self.summary is not None:
-                self.summary.fold(yielding=True)  # never raises; off the training loop's thread
+                self.summary.fold_when_quiet()  # never raises; off the training loop's thread
 
     def close(
         self, last: tuple[str, bytes | Callable[[dict[str, Any] | None], bytes]] | None = None
