@@ -184,7 +184,7 @@ def append_steps(store: Path, runs: int = 10, steps: int = 100) -> int:
     before = _metric_bytes(store, chosen)
     for run_id in chosen:
         run = runjournal.start(store=store, run_id=run_id, resume=True, capture=False)
-        last = STEPS + steps * 10
+        last = STEPS + steps * (run.segment - 1)  # new steps after the last: no replay
         for step in range(steps):
             run.log({"loss": 0.001, "val_loss": 0.4, "acc": 1.0, "lr": 0.001}, step=last + step)
         run.end()
