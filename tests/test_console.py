@@ -28,10 +28,13 @@ print(run.id, file=sys.stderr)
 """
 
 
-def _run_script(tmp_path: Path, mode: object) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run_script(
+    tmp_path: Path, mode: object, source: str = _SCRIPT
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run a script that logs to a run of the store and prints the run id last on stderr."""
     store = tmp_path / "store"
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(_SCRIPT.format(mode=mode)))
+    script.write_text(textwrap.dedent(source.format(mode=mode)))
     done = subprocess.run(
         [sys.executable, str(script), str(store)],
         check=False,
@@ -65,7 +68,7 @@ def slow_forward(self, chunk, *, log):  # a loaded machine: the copy thread lags
     forward(self, chunk, log=log)
 _console._Pipe._forward = slow_forward
 
-run = runjournal.start(store=sys.argv[1], capture_output="fd", system_metrics=False)
+run = runjournal.start(store=sys.argv[1], capture_output={mode!r}, system_metrics=False)
 for index in range(5):
     os.write(1, b"line %d\\n" % index)
     time.sleep(0.05)
@@ -82,18 +85,8 @@ def test_fd_mode_logs_everything_written_before_end_however_far_the_copy_lags(
     tmp_path: Path,
 ) -> None:
     """A lagging copy thread loses nothing; a child outliving the run reaches only the terminal."""
-    script = tmp_path / "slow.py"
-    script.write_text(_SLOW_SCRIPT)
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "store")],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    run_id = done.stderr.strip().splitlines()[-1]
-    logged = (tmp_path / "store" / "runs" / run_id / "output.log").read_text()
+    done, log = _run_script(tmp_path, "fd", _SLOW_SCRIPT)
+    logged = log.read_text()
     assert logged == "".join(f"line {index}\n" for index in range(5))
     assert "late child line" in done.stdout
 

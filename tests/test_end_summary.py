@@ -503,11 +503,10 @@ def failing_writes(fd: int, *, times: int, partial: int) -> Iterator[list[int]]:
         os.write = real_write
 
 
-@pytest.mark.filterwarnings("ignore::runjournal.errors.RunjournalWarning")
-def test_writes_cut_short_and_retried_are_summarized_exactly(
+def _lenient_run_and_metrics_fd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A full disk cuts writes in the middle of a line; the retries complete it, in order."""
+) -> tuple[Path, runjournal.Run, int]:
+    """A lenient run with 10 steps flushed, and the descriptor of its open metrics file."""
     monkeypatch.delenv("RUNJOURNAL_STRICT", raising=False)
     store = tmp_path / "store"
     run = runjournal.start(store=store, capture=False, flush_interval=3600)
@@ -516,6 +515,15 @@ def test_writes_cut_short_and_retried_are_summarized_exactly(
     assert run._writer is not None
     fd = run._writer._files["metrics.jsonl"]._fd
     assert fd is not None
+    return store, run, fd
+
+
+@pytest.mark.filterwarnings("ignore::runjournal.errors.RunjournalWarning")
+def test_writes_cut_short_and_retried_are_summarized_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk cuts writes in the middle of a line; the retries complete it, in order."""
+    store, run, fd = _lenient_run_and_metrics_fd(tmp_path, monkeypatch)
     with failing_writes(fd, times=3, partial=7) as failed:
         log_steps(run, 10, start=10)
         run.flush()  # 7 bytes land, the rest is kept and retried
@@ -537,14 +545,7 @@ def test_metric_lines_that_cannot_be_written_at_the_end_leave_no_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The end event is still written; it just holds no summary of a file it could not finish."""
-    monkeypatch.delenv("RUNJOURNAL_STRICT", raising=False)
-    store = tmp_path / "store"
-    run = runjournal.start(store=store, capture=False, flush_interval=3600)
-    log_steps(run, 10)
-    run.flush()
-    assert run._writer is not None
-    fd = run._writer._files["metrics.jsonl"]._fd
-    assert fd is not None
+    store, run, fd = _lenient_run_and_metrics_fd(tmp_path, monkeypatch)
     log_steps(run, 10, start=10)
     with failing_writes(fd, times=100, partial=0):
         run.end()

@@ -42,6 +42,7 @@ from runjournal.format._layout import (
     TEMP_PREFIX,
     Event,
     Status,
+    writer_file_names,
 )
 
 __all__ = [
@@ -79,4 +80,5 @@ __all__ = [
     "read_lines",
     "too_deep",
     "wrap_dict",
+    "writer_file_names",
 ]

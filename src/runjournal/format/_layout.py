@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 FORMAT_VERSION = 1
 """The format this runjournal writes, and the newest it reads."""
@@ -23,6 +24,31 @@ JSONL_SUFFIX = ".jsonl"
 
 TEMP_PREFIX = ".tmp-"
 """Files being written under a temporary name start with this and are never read."""
+
+
+def writer_file_names(names: Iterable[str], main: str) -> list[tuple[str | None, str]]:
+    """The files of one kind among a run directory's names, with their writer, in reading order.
+
+    ``main`` is the main writer's file (``metrics.jsonl``, ``system.jsonl``):
+    it comes first (writer None), then every ``<kind>.<writer>.jsonl`` by
+    name; temporary files are left out.
+
+    Example:
+        >>> writer_file_names(["system.b.jsonl", "run.jsonl", "system.jsonl"], "system.jsonl")
+        [(None, 'system.jsonl'), ('b', 'system.b.jsonl')]
+    """
+    ordered = sorted(names)
+    prefix = main.removesuffix(JSONL_SUFFIX) + "."
+    files: list[tuple[str | None, str]] = [(None, main)] if main in ordered else []
+    for name in ordered:
+        if name.startswith(TEMP_PREFIX) or name == main:
+            continue
+        if name.startswith(prefix) and name.endswith(JSONL_SUFFIX):
+            writer = name[len(prefix) : -len(JSONL_SUFFIX)]
+            if writer:
+                files.append((writer, name))
+    return files
+
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """What a run id may look like: it names a directory, so it must be a safe file name."""

@@ -21,12 +21,10 @@ from typing import Any
 
 from runjournal.errors import InvalidArgumentError
 from runjournal.format import (
-    JSONL_SUFFIX,
     METRICS,
-    METRICS_PREFIX,
-    TEMP_PREFIX,
     SkippedLine,
     decode_value,
+    writer_file_names,
 )
 from runjournal.query._lines import JsonLines, read_jsonl
 
@@ -37,6 +35,7 @@ __all__ = [
     "read_history",
     "select_rows",
     "wanted_keys",
+    "writer_files",
 ]
 
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
@@ -68,27 +67,23 @@ def metric_files(run_dir: Path) -> list[tuple[str | None, Path]]:
         >>> metric_files(Path("no-such-run"))
         []
     """
+    return writer_files(run_dir, METRICS)
+
+
+def writer_files(run_dir: Path, main: str) -> list[tuple[str | None, Path]]:
+    """A run's file ``main`` (``<kind>.jsonl``) and its ``<kind>.<writer>.jsonl``, with writers.
+
+    The main writer's file comes first (writer None), then the others by name.
+
+    Example:
+        >>> writer_files(Path("no-such-run"), "system.jsonl")
+        []
+    """
     try:
-        names = sorted(entry.name for entry in run_dir.iterdir())
+        names = [entry.name for entry in run_dir.iterdir()]
     except OSError:
         return []
-    files: list[tuple[str | None, Path]] = []
-    if METRICS in names:
-        files.append((None, run_dir / METRICS))
-    for name in names:
-        writer = _writer_of(name)
-        if writer:
-            files.append((writer, run_dir / name))
-    return files
-
-
-def _writer_of(name: str) -> str | None:
-    """The writer of an extra metrics file ``metrics.<writer>.jsonl``, else None."""
-    if name.startswith(TEMP_PREFIX) or name == METRICS:
-        return None
-    if not (name.startswith(METRICS_PREFIX) and name.endswith(JSONL_SUFFIX)):
-        return None
-    return name[len(METRICS_PREFIX) : -len(JSONL_SUFFIX)] or None
+    return [(writer, run_dir / name) for writer, name in writer_file_names(names, main)]
 
 
 def read_history(run_dir: Path) -> LoadedHistory:

@@ -35,13 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from runjournal.format import (
-    JSONL_SUFFIX,
     METRICS,
-    METRICS_PREFIX,
-    TEMP_PREFIX,
     decode_value,
     encode_float,
     encode_int,
+    writer_file_names,
 )
 from runjournal.query._columns import Batch, KeyColumn
 from runjournal.query._folds import number
@@ -69,16 +67,7 @@ def metric_file_names(names: Iterable[str]) -> list[tuple[str | None, str]]:
         >>> metric_file_names(["run.jsonl", "metrics.b.jsonl", "metrics.jsonl", "metrics.a.jsonl"])
         [(None, 'metrics.jsonl'), ('a', 'metrics.a.jsonl'), ('b', 'metrics.b.jsonl')]
     """
-    ordered = sorted(names)
-    files: list[tuple[str | None, str]] = [(None, METRICS)] if METRICS in ordered else []
-    for name in ordered:
-        if name.startswith(TEMP_PREFIX) or name == METRICS:
-            continue
-        if name.startswith(METRICS_PREFIX) and name.endswith(JSONL_SUFFIX):
-            writer = name[len(METRICS_PREFIX) : -len(JSONL_SUFFIX)]
-            if writer:
-                files.append((writer, name))
-    return files
+    return writer_file_names(names, METRICS)
 
 
 # ------------------------------------------------------------------ batches

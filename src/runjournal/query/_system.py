@@ -20,8 +20,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runjournal.format import JSONL_SUFFIX, TEMP_PREFIX, decode_value, read_lines
-from runjournal.query._history import metric_files
+from runjournal.format import JSONL_SUFFIX, decode_value, read_lines
+from runjournal.query._history import metric_files, writer_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,26 +64,7 @@ def system_files(run_dir: Path) -> list[tuple[str | None, Path]]:
         >>> system_files(Path("no-such-run"))
         []
     """
-    try:
-        names = sorted(entry.name for entry in run_dir.iterdir())
-    except OSError:
-        return []
-    files: list[tuple[str | None, Path]] = []
-    if SYSTEM in names:
-        files.append((None, run_dir / SYSTEM))
-    for name in names:
-        writer = _writer_of(name)
-        if writer:
-            files.append((writer, run_dir / name))
-    return files
-
-
-def _writer_of(name: str) -> str | None:
-    if name.startswith(TEMP_PREFIX) or name == SYSTEM:
-        return None
-    if not (name.startswith(SYSTEM_PREFIX) and name.endswith(JSONL_SUFFIX)):
-        return None
-    return name[len(SYSTEM_PREFIX) : -len(JSONL_SUFFIX)] or None
+    return writer_files(run_dir, SYSTEM)
 
 
 def system_rows(
