@@ -17,46 +17,14 @@ from typing import Any
 import pytest
 
 import runjournal
+from _gitrepos import git, make_repo
 from runjournal.capture import capture_git
 from runjournal.capture.git import entry_directories
 from runjournal.errors import GitStateError, RunjournalWarning
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
-IDENTITY = [
-    "-c",
-    "user.name=Ada",
-    "-c",
-    "user.email=ada@example.com",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "tag.gpgsign=false",
-    "-c",
-    "init.defaultBranch=main",
-    "-c",
-    "protocol.file.allow=always",
-]
 BINARY = bytes(range(256)) * 4
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *IDENTITY, *args], cwd=repo, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-def make_repo(path: Path, files: dict[str, bytes] | None = None) -> Path:
-    """A repository at ``path`` with one commit of ``files``."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q")
-    for name, content in (files or {"train.py": b"print('hi')\n"}).items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_bytes(content)
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "first")
-    return path
 
 
 @pytest.fixture

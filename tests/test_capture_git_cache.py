@@ -20,43 +20,20 @@ from pathlib import Path
 
 import pytest
 
+import _gitrepos
+from _gitrepos import IDENTITY, git
 from runjournal.capture import GitCapture, _gitfiles, capture_git
 from runjournal.capture import git as git_module
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
-IDENTITY = [
-    "-c",
-    "user.name=Ada",
-    "-c",
-    "user.email=ada@example.com",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "tag.gpgsign=false",
-    "-c",
-    "init.defaultBranch=main",
-    "-c",
-    "protocol.file.allow=always",
-]
 
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *IDENTITY, *args], cwd=repo, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
+PROJECT = {"train.py": b"lr = 0.1\n", "pkg/util.py": b"X = 1\n"}
 
 
 def make_repo(path: Path, files: dict[str, bytes] | None = None) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q")
-    for name, content in (files or {"train.py": b"lr = 0.1\n", "pkg/util.py": b"X = 1\n"}).items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_bytes(content)
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "first")
-    return path
+    """A repository with one commit of ``files`` (default: a two-file project)."""
+    return _gitrepos.make_repo(path, files or PROJECT)
 
 
 @pytest.fixture(autouse=True)
